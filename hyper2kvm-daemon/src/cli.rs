@@ -1,0 +1,70 @@
+//! Command-line syntax.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Convert VMware, Hyper-V, cloud and VirtualBox guests to KVM.
+#[derive(Debug, Parser)]
+#[command(name = "hyper2kvm", version, about)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug with tool command lines, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Identify disk images, OVAs and OVFs from their content and report what they hold.
+    Probe(ProbeArgs),
+    /// Convert a disk image, OVA or OVF into qcow2 or raw files.
+    Convert(ConvertArgs),
+}
+
+/// `hyper2kvm probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Files to probe (disk images, OVA archives, OVF descriptors, directories with an OVF).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not ask qemu-img for a second opinion.
+    #[arg(long)]
+    pub no_cross_check: bool,
+    /// Do not verify OVA/OVF manifest checksums.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// `hyper2kvm convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Disk image, OVA, OVF, or directory with an OVF.
+    pub input: PathBuf,
+    /// Output directory (created if missing).
+    #[arg(short = 'o', long = "output-dir", value_name = "OUTDIR")]
+    pub output_dir: PathBuf,
+    /// Output format.
+    #[arg(long, default_value = "qcow2", value_parser = ["qcow2", "raw"])]
+    pub format: String,
+    /// Compress qcow2 clusters, at LEVEL 1-9 (default 6; 1-3 use zstd, 4-9 zlib).
+    #[arg(long, value_name = "LEVEL", num_args = 0..=1, require_equals = true, default_missing_value = "6", value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub compress: Option<u8>,
+    /// Base name of the outputs (default: the VM name, or the input's file name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace outputs that already exist.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not verify OVA/OVF manifest checksums.
+    #[arg(long)]
+    pub no_verify: bool,
+}

@@ -1,0 +1,84 @@
+//! Presenting results: human text, JSON documents, progress, and exit codes.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use hyper2kvm::{Error, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Exit status for an engine error: 2 when the input was at fault, else 1.
+pub fn exit_code(err: &Error) -> ExitCode {
+    if err.kind().is_input_error() { ExitCode::from(2) } else { ExitCode::from(1) }
+}
+
+/// Prints an error on stderr in the usual `hyper2kvm: error: …` form.
+pub fn report_error(err: &Error) {
+    eprintln!("hyper2kvm: error: {err}");
+}
+
+/// Prints a JSON document on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("hyper2kvm: error: cannot encode JSON: {e}"),
+    }
+}
+
+/// Human-readable byte counts (binary units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Shows progress: a bar when stderr is a terminal, otherwise a plain line every 5 %.
+pub struct ProgressView {
+    bar: Option<ProgressBar>,
+    last_step: Option<u64>,
+}
+
+impl ProgressView {
+    /// A view suited to where stderr goes.
+    pub fn new() -> ProgressView {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(0);
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} [{bar:40}] {percent:>3}% {bytes}/{total_bytes} {eta}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b
+        });
+        ProgressView { bar, last_step: None }
+    }
+
+    /// Takes one progress report.
+    pub fn update(&mut self, p: &Progress) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+                bar.set_message(format!("{} {}", p.stage, p.item));
+            }
+            None => {
+                let step = (p.fraction() * 20.0).floor() as u64;
+                if self.last_step != Some(step) {
+                    self.last_step = Some(step);
+                    eprintln!("progress: {} {} {:.0}%", p.stage, p.item, p.fraction() * 100.0);
+                }
+            }
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

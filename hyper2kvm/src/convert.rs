@@ -1,0 +1,339 @@
+//! Converting any probed input (disk image, OVA, OVF) into qcow2 or raw files.
+//!
+//! Every output is written under a hidden temporary name in the output directory and renamed
+//! into place only when all disks of the input are complete, so a file under its final name is
+//! always whole. Nothing is written outside the output directory; sources are only read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::appliance::{self, Container};
+use crate::error::{Error, ErrorKind, Result};
+use crate::image::{DiskImage, ImageFormat};
+use crate::probe::{ProbeOptions, Probed, probe};
+use crate::progress::{CancelToken, Progress};
+use crate::qemu_img::{self, BlockSpec};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetFormat {
+    /// qcow2 v3.
+    Qcow2,
+    /// Sparse raw.
+    Raw,
+}
+
+impl TargetFormat {
+    fn image_format(self) -> ImageFormat {
+        match self {
+            TargetFormat::Qcow2 => ImageFormat::Qcow2,
+            TargetFormat::Raw => ImageFormat::Raw,
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            TargetFormat::Qcow2 => "qcow2",
+            TargetFormat::Raw => "raw",
+        }
+    }
+}
+
+impl std::str::FromStr for TargetFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TargetFormat> {
+        match s {
+            "qcow2" => Ok(TargetFormat::Qcow2),
+            "raw" => Ok(TargetFormat::Raw),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("output format must be qcow2 or raw, not {s:?}"),
+            )),
+        }
+    }
+}
+
+/// Options of [`convert`].
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    /// Output format.
+    pub format: TargetFormat,
+    /// qcow2 compression level 1–9, or none.
+    pub compress: Option<u8>,
+    /// Replace existing outputs instead of failing.
+    pub overwrite: bool,
+    /// Base name for the outputs (default: the VM name or the input's file stem).
+    pub name: Option<String>,
+    /// Probing options.
+    pub probe: ProbeOptions,
+    /// Parallel coroutines for qemu-img.
+    pub coroutines: u8,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            format: TargetFormat::Qcow2,
+            compress: None,
+            overwrite: false,
+            name: None,
+            probe: ProbeOptions::default(),
+            coroutines: 8,
+        }
+    }
+}
+
+/// One written disk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvertOutput {
+    /// The OVF disk id, for appliances.
+    pub disk_id: Option<String>,
+    /// Where the data came from.
+    pub source: PathBuf,
+    /// The file written.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: TargetFormat,
+    /// Guest-visible size.
+    pub virtual_size: u64,
+    /// Size of the output file.
+    pub bytes: u64,
+}
+
+/// What [`convert`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConvertReport {
+    /// The probed input.
+    pub input: Probed,
+    /// The files written, boot disk first.
+    pub outputs: Vec<ConvertOutput>,
+    /// Wall time in seconds.
+    pub duration_seconds: f64,
+}
+
+/// Replaces anything but `[A-Za-z0-9._-]` and strips leading dots, so a VM name from an OVF
+/// can only ever name a plain file inside the output directory.
+pub fn safe_file_stem(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .take(120)
+        .collect();
+    while s.starts_with('.') {
+        s.remove(0);
+    }
+    if s.is_empty() { "disk".into() } else { s }
+}
+
+/// Removes its files and directory unless disarmed; keeps failures from leaving litter.
+struct Cleanup {
+    files: Vec<PathBuf>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+struct Job {
+    disk_id: Option<String>,
+    image: DiskImage,
+    final_path: PathBuf,
+    temp_path: PathBuf,
+}
+
+fn plan(
+    input: &Probed,
+    input_path: &Path,
+    out_dir: &Path,
+    opts: &ConvertOptions,
+) -> Result<Vec<Job>> {
+    let ext = opts.format.extension();
+    let stem = |default: &str| safe_file_stem(opts.name.as_deref().unwrap_or(default));
+    let make = |disk_id: Option<String>, image: DiskImage, file: String| Job {
+        disk_id,
+        image,
+        temp_path: out_dir.join(format!(".{file}.hyper2kvm-part")),
+        final_path: out_dir.join(file),
+    };
+    let jobs = match input {
+        Probed::Disk(d) => {
+            let default = input_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            vec![make(None, d.clone(), format!("{}.{ext}", stem(&default)))]
+        }
+        Probed::Appliance(a) => {
+            let base = stem(&a.ovf.name);
+            let mut jobs = Vec::new();
+            for (i, d) in a.disks.iter().enumerate() {
+                let Some(image) = &d.image else {
+                    return Err(Error::unsupported(
+                        &a.path,
+                        format!("disk {:?} has no backing file (blank disk)", d.disk_id),
+                    ));
+                };
+                let file = if i == 0 {
+                    format!("{base}.{ext}")
+                } else {
+                    format!("{base}-{}.{ext}", safe_file_stem(&d.disk_id))
+                };
+                jobs.push(make(Some(d.disk_id.clone()), image.clone(), file));
+            }
+            if jobs.is_empty() {
+                return Err(Error::invalid(&a.path, "the OVF describes no disks"));
+            }
+            jobs
+        }
+    };
+    for j in &jobs {
+        let clash = j.image.all_files().iter().any(|f| same_file(f, &j.final_path))
+            || same_file(input_path, &j.final_path);
+        if clash {
+            return Err(Error::invalid(&j.final_path, "output would overwrite the input"));
+        }
+        if j.final_path.exists() && !opts.overwrite {
+            return Err(Error::invalid(
+                &j.final_path,
+                "output already exists (use --overwrite to replace it)",
+            ));
+        }
+    }
+    Ok(jobs)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn sync_file(path: &Path) -> Result<u64> {
+    let f = File::open(path).map_err(|e| Error::io(path, "cannot reopen output", e))?;
+    f.sync_all().map_err(|e| Error::io(path, "cannot flush output", e))?;
+    Ok(f.metadata().map_err(|e| Error::io(path, "cannot stat output", e))?.len())
+}
+
+/// Converts `input` into `out_dir` (created if missing). Progress reports cover all disks.
+pub fn convert(
+    input: &Path,
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &CancelToken,
+) -> Result<ConvertReport> {
+    let started = Instant::now();
+    if let Some(level) = opts.compress
+        && !(1..=9).contains(&level)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("compression level must be 1-9, not {level}"),
+        ));
+    }
+    if opts.compress.is_some() && opts.format != TargetFormat::Qcow2 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "compression needs the qcow2 output format",
+        ));
+    }
+    let mut probed = probe(input, &opts.probe)?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| Error::io(out_dir, "cannot create output directory", e))?;
+    let mut cleanup = Cleanup { files: Vec::new(), dir: None };
+    if let Probed::Appliance(a) = &probed
+        && matches!(a.container, Container::OvaGzip | Container::OvaXz)
+    {
+        // A compressed archive cannot be read in place; unpack it once inside the output
+        // directory, and remove it whatever happens.
+        let work = out_dir.join(format!(".hyper2kvm-extract-{}", std::process::id()));
+        std::fs::create_dir(&work)
+            .map_err(|e| Error::io(&work, "cannot create work directory", e))?;
+        cleanup.dir = Some(work.clone());
+        let mut extracted = appliance::extract_compressed_ova(input, &work, &opts.probe)?;
+        extracted.warnings.retain(|w| !w.starts_with("compressed OVA"));
+        probed = Probed::Appliance(extracted);
+    }
+    let jobs = plan(&probed, input, out_dir, opts)?;
+    let total: u64 = jobs.iter().map(|j| j.image.virtual_size).sum();
+    let qopts = qemu_img::ConvertOptions {
+        format: opts.format.image_format(),
+        compress_level: opts.compress,
+        coroutines: opts.coroutines,
+        ..qemu_img::ConvertOptions::default()
+    };
+    let mut done_before = 0u64;
+    for j in &jobs {
+        if cancel.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
+        }
+        let spec = BlockSpec::for_image(&j.image)?;
+        let _ = std::fs::remove_file(&j.temp_path);
+        cleanup.files.push(j.temp_path.clone());
+        let item =
+            j.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let size = j.image.virtual_size;
+        qemu_img::convert(
+            &spec,
+            &j.temp_path,
+            &qopts,
+            &mut |f| {
+                progress(&Progress {
+                    stage: "convert".into(),
+                    item: item.clone(),
+                    done: done_before + (f * size as f64) as u64,
+                    total,
+                });
+            },
+            cancel,
+        )
+        .map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })?;
+        done_before += size;
+    }
+    let mut outputs = Vec::new();
+    for j in &jobs {
+        let bytes = sync_file(&j.temp_path)?;
+        outputs.push(ConvertOutput {
+            disk_id: j.disk_id.clone(),
+            source: j.image.path.clone(),
+            path: j.final_path.clone(),
+            format: opts.format,
+            virtual_size: j.image.virtual_size,
+            bytes,
+        });
+    }
+    for j in &jobs {
+        std::fs::rename(&j.temp_path, &j.final_path)
+            .map_err(|e| Error::io(&j.final_path, "cannot rename output into place", e))?;
+    }
+    if let Ok(d) = File::open(out_dir) {
+        let _ = d.sync_all();
+    }
+    cleanup.files.clear();
+    Ok(ConvertReport { input: probed, outputs, duration_seconds: started.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stems_cannot_escape() {
+        assert_eq!(safe_file_stem("../../etc/passwd"), "_.._etc_passwd");
+        assert_eq!(safe_file_stem("..."), "disk");
+        assert_eq!(safe_file_stem("web server 01"), "web_server_01");
+    }
+}

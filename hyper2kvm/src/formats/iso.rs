@@ -1,0 +1,55 @@
+//! ISO 9660 images: the primary volume descriptor at sector 16 (ECMA-119 8.4).
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::probe::ProbeContext;
+use crate::source::{ByteSource, bytes::*};
+
+/// Offset of the first volume descriptor (sector 16 of 2048 bytes).
+pub const DESCRIPTOR_AT: u64 = 16 * 2048;
+/// Standard identifier at byte 1 of every volume descriptor.
+pub const STANDARD_ID: &[u8; 5] = b"CD001";
+
+/// ISO facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IsoDetails {
+    /// Volume identifier.
+    pub volume_id: String,
+}
+
+/// True when `src` has an ISO 9660 volume descriptor.
+pub fn detect(src: &ByteSource) -> bool {
+    src.read_vec(DESCRIPTOR_AT + 1, 5).is_ok_and(|id| id == STANDARD_ID)
+}
+
+/// Probes an ISO image.
+pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+    let pvd = src.read_vec(DESCRIPTOR_AT, 2048)?;
+    let volume_id = String::from_utf8_lossy(&pvd[40..72]).trim().to_string();
+    let blocks = u64::from(le32(&pvd, 80));
+    let block_size = u64::from(le16(&pvd, 128));
+    let mut warnings = Vec::new();
+    if blocks * block_size > src.len() {
+        warnings.push(format!(
+            "volume declares {} bytes but the file holds {}",
+            blocks * block_size,
+            src.len()
+        ));
+    }
+    let files = vec![src.path().to_path_buf()];
+    Ok(DiskImage {
+        path: src.path().to_path_buf(),
+        region: ctx.region_of(src),
+        format: ImageFormat::Iso,
+        subformat: "iso9660".into(),
+        virtual_size: src.len(),
+        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
+        files,
+        backing: None,
+        details: FormatDetails::Iso(IsoDetails { volume_id }),
+        cross_check: None,
+        warnings,
+    })
+}

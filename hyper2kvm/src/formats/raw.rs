@@ -1,0 +1,57 @@
+//! Raw images (AMI exports, `dd` copies): anything no other format claims. We report the
+//! partition table so a user can tell a disk from stray data.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::probe::ProbeContext;
+use crate::source::ByteSource;
+
+/// GPT header signature at LBA 1 (UEFI 2.x, 5.3.2).
+const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
+
+/// Raw-image facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawDetails {
+    /// `gpt`, `mbr` or `none`.
+    pub partition_table: String,
+}
+
+/// Probes a raw image.
+pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+    if src.is_empty() {
+        return Err(Error::invalid(src.path(), "empty file: not a disk image"));
+    }
+    let head = src.read_up_to(0, 1024)?;
+    let partition_table = if head.len() >= 520 && &head[512..520] == GPT_SIGNATURE {
+        "gpt"
+    } else if head.len() >= 512 && head[510] == 0x55 && head[511] == 0xaa {
+        "mbr"
+    } else {
+        "none"
+    };
+    let mut warnings = Vec::new();
+    if src.len() % 512 != 0 {
+        warnings.push(format!("size {} is not a multiple of 512 bytes", src.len()));
+    }
+    if partition_table == "none" {
+        warnings.push(
+            "no partition table found; not recognised as any image format, treated as raw".into(),
+        );
+    }
+    let files = vec![src.path().to_path_buf()];
+    Ok(DiskImage {
+        path: src.path().to_path_buf(),
+        region: ctx.region_of(src),
+        format: ImageFormat::Raw,
+        subformat: partition_table.into(),
+        virtual_size: src.len(),
+        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
+        files,
+        backing: None,
+        details: FormatDetails::Raw(RawDetails { partition_table: partition_table.into() }),
+        cross_check: None,
+        warnings,
+    })
+}

@@ -1,0 +1,248 @@
+//! A typed wrapper over the `qemu-img` tool: one function per subcommand we use (`info`,
+//! `check`, `convert`, `create`, `compare`, `map`), JSON output parsed into the structs of
+//! [`types`], stderr kept in the error, the exact command line logged at debug level.
+//!
+//! Images are always named with a [`BlockSpec`] (`json:{…}`) built from our own probe, never by
+//! file name alone: qemu never guesses a format, a disk inside an OVA is read in place through
+//! the raw driver's `offset`/`size`, and a delta's parent is exactly the file we validated.
+//! The binary is `qemu-img` on `PATH`, or `$HYPER2KVM_QEMU_IMG`.
+
+mod convert;
+pub mod types;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+pub use convert::{ConvertOptions, convert};
+pub use types::{CheckReport, ImageInfo, MapEntry};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::vhd::VhdDetails;
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
+
+/// How qemu opens an image: a `json:` block-device description.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockSpec(Value);
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn file_node(path: &Path) -> Value {
+    json!({ "driver": "file", "filename": absolute(path) })
+}
+
+impl BlockSpec {
+    /// Describes `image` (and its backing chain) for qemu.
+    pub fn for_image(image: &DiskImage) -> Result<BlockSpec> {
+        let file = match image.region {
+            Some(r) => {
+                json!({ "driver": "raw", "offset": r.offset, "size": r.size, "file": file_node(&image.path) })
+            }
+            None => file_node(&image.path),
+        };
+        let mut node = match &image.details {
+            // A createType qemu's vmdk driver refuses (vmfsThin, vmfsEagerZeroedThick, …) with a
+            // single flat extent: read the extent's bytes directly.
+            FormatDetails::Vmdk(v) if !v.qemu_opens_directly() => {
+                let e = v
+                    .extents
+                    .first()
+                    .filter(|e| e.kind.is_flat() && v.extents.len() == 1)
+                    .ok_or_else(|| {
+                        Error::unsupported(
+                            &image.path,
+                            format!("createType {:?} cannot be opened", v.create_type),
+                        )
+                    })?;
+                let path = e.path.as_deref().unwrap_or(&image.path);
+                json!({ "driver": "raw", "offset": e.offset, "size": e.size, "file": file_node(path) })
+            }
+            FormatDetails::Vhd(VhdDetails { disk_type, .. }) if disk_type == "differencing" => {
+                return Err(Error::unsupported(
+                    &image.path,
+                    "qemu cannot read VHD differencing disks; merge the chain in Hyper-V first",
+                ));
+            }
+            _ => json!({ "driver": image.format.qemu_driver(), "file": file }),
+        };
+        if let Some(parent) = &image.backing {
+            node["backing"] = BlockSpec::for_image(parent)?.0;
+        }
+        Ok(BlockSpec(node))
+    }
+
+    /// A plain file of a known format (our own outputs).
+    pub fn file(path: &Path, format: ImageFormat) -> BlockSpec {
+        BlockSpec(json!({ "driver": format.qemu_driver(), "file": file_node(path) }))
+    }
+
+    /// The same image without its explicit backing chain (`qemu-img info` opens only the top
+    /// layer and refuses backing options).
+    pub fn top_layer(&self) -> BlockSpec {
+        let mut v = self.0.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("backing");
+        }
+        BlockSpec(v)
+    }
+
+    /// The top-level qemu driver (`vmdk`, `qcow2`, `raw`, …).
+    pub fn driver(&self) -> &str {
+        self.0["driver"].as_str().unwrap_or("")
+    }
+
+    /// The `json:{…}` filename qemu accepts.
+    pub fn to_arg(&self) -> String {
+        format!("json:{}", self.0)
+    }
+}
+
+/// The `qemu-img` executable to run.
+pub fn binary() -> OsString {
+    std::env::var_os("HYPER2KVM_QEMU_IMG").unwrap_or_else(|| "qemu-img".into())
+}
+
+fn command() -> Command {
+    let mut c = Command::new(binary());
+    c.stdin(Stdio::null()).env("LC_ALL", "C");
+    c
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn tool_error(cmd: &Command, what: &str, out: &Output) -> Error {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Error::new(
+        ErrorKind::ToolFailed,
+        format!("qemu-img {what} failed ({}): {}", out.status, stderr.trim()),
+    )
+    .context(describe(cmd))
+}
+
+/// Runs a command to completion, capturing output.
+fn run(mut cmd: Command) -> Result<(Command, Output)> {
+    log::debug!("running {}", describe(&cmd));
+    let out = cmd.output().map_err(|e| {
+        Error::new(ErrorKind::ToolFailed, format!("cannot run {}: {e}", binary().to_string_lossy()))
+            .with_source(e)
+    })?;
+    Ok((cmd, out))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(cmd: &Command, out: &Output) -> Result<T> {
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        Error::new(ErrorKind::ToolFailed, format!("unexpected output from {}: {e}", describe(cmd)))
+    })
+}
+
+/// The version string of `qemu-img` (e.g. `7.2.0`).
+pub fn version() -> Result<String> {
+    let mut c = command();
+    c.arg("--version");
+    let (cmd, out) = run(c)?;
+    if !out.status.success() {
+        return Err(tool_error(&cmd, "--version", &out));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.split_whitespace().nth(2).unwrap_or("unknown").to_string())
+}
+
+/// `qemu-img info --output=json`.
+pub fn info(spec: &BlockSpec) -> Result<ImageInfo> {
+    let mut c = command();
+    c.args(["info", "--output=json"]).arg(spec.top_layer().to_arg());
+    let (cmd, out) = run(c)?;
+    if !out.status.success() {
+        return Err(tool_error(&cmd, "info", &out));
+    }
+    parse_json(&cmd, &out)
+}
+
+/// `qemu-img check --output=json` on one of our outputs. Leaks are reported, not failed;
+/// corruption is an error.
+pub fn check(path: &Path, format: ImageFormat) -> Result<CheckReport> {
+    let mut c = command();
+    c.args(["check", "--output=json", "-f", format.qemu_driver()]).arg(path);
+    let (cmd, out) = run(c)?;
+    let code = out.status.code();
+    if code == Some(63) || (format == ImageFormat::Raw && code == Some(1)) {
+        // The driver has no consistency check (raw): nothing can be corrupt in its metadata.
+        return Ok(CheckReport {
+            format: format.qemu_driver().into(),
+            corruptions: 0,
+            leaks: 0,
+            check_errors: 0,
+            allocated_clusters: None,
+            total_clusters: None,
+        });
+    }
+    if !matches!(code, Some(0) | Some(2) | Some(3)) {
+        return Err(tool_error(&cmd, "check", &out));
+    }
+    let report: CheckReport = parse_json(&cmd, &out)?;
+    if report.corruptions > 0 || report.check_errors > 0 {
+        return Err(Error::new(
+            ErrorKind::ToolFailed,
+            format!(
+                "qemu-img check found {} corruptions and {} errors",
+                report.corruptions, report.check_errors
+            ),
+        )
+        .with_path(path));
+    }
+    Ok(report)
+}
+
+/// `qemu-img create`: a new image of `size` bytes, or an overlay on `backing`.
+pub fn create(
+    path: &Path,
+    format: ImageFormat,
+    size: u64,
+    backing: Option<(&Path, ImageFormat)>,
+) -> Result<()> {
+    let mut c = command();
+    c.args(["create", "-q", "-f", format.qemu_driver()]);
+    if let Some((b, bf)) = backing {
+        c.arg("-b").arg(absolute(b)).args(["-F", bf.qemu_driver()]);
+    }
+    c.arg(path).arg(size.to_string());
+    let (cmd, out) = run(c)?;
+    if !out.status.success() {
+        return Err(tool_error(&cmd, "create", &out));
+    }
+    Ok(())
+}
+
+/// `qemu-img compare`: true when both images show the guest the same content.
+pub fn compare(a: &BlockSpec, b: &BlockSpec) -> Result<bool> {
+    let mut c = command();
+    c.args(["compare", "-q"]).arg(a.to_arg()).arg(b.to_arg());
+    let (cmd, out) = run(c)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(tool_error(&cmd, "compare", &out)),
+    }
+}
+
+/// `qemu-img map --output=json`: where the guest's data lies.
+pub fn map(spec: &BlockSpec) -> Result<Vec<MapEntry>> {
+    let mut c = command();
+    c.args(["map", "--output=json"]).arg(spec.to_arg());
+    let (cmd, out) = run(c)?;
+    if !out.status.success() {
+        return Err(tool_error(&cmd, "map", &out));
+    }
+    parse_json(&cmd, &out)
+}
