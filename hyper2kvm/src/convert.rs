@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::appliance::{self, Container};
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::vhd;
 use crate::image::{DiskImage, ImageFormat};
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress};
@@ -227,6 +228,58 @@ fn sync_file(path: &Path) -> Result<u64> {
     Ok(f.metadata().map_err(|e| Error::io(path, "cannot stat output", e))?.len())
 }
 
+/// Converts a chain that contains VHD differencing disks: the first layer qemu can read is
+/// converted to raw at `merged`, each differencing layer's sectors are written over it from the
+/// bottom up, and the result is converted to the target at `dst` (or renamed, for raw).
+fn convert_vhd_chain(
+    image: &DiskImage,
+    merged: &Path,
+    dst: &Path,
+    opts: &qemu_img::ConvertOptions,
+    progress: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let layers: Vec<&DiskImage> =
+        image.chain().take_while(|d| vhd::is_differencing(&d.details)).collect();
+    let base = image
+        .chain()
+        .nth(layers.len())
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "differencing chain without a base"))?;
+    let raw =
+        qemu_img::ConvertOptions { format: ImageFormat::Raw, compress_level: None, ..opts.clone() };
+    qemu_img::convert(
+        &BlockSpec::for_image(base)?,
+        merged,
+        &raw,
+        &mut |f| progress(f * 0.5),
+        cancel,
+    )?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(merged)
+        .map_err(|e| Error::io(merged, "cannot open merged image", e))?;
+    out.set_len(image.virtual_size)
+        .map_err(|e| Error::io(merged, "cannot size merged image", e))?;
+    for layer in layers.iter().rev() {
+        vhd::apply_differencing(layer, &out)?;
+    }
+    drop(out);
+    if opts.format == ImageFormat::Raw {
+        std::fs::rename(merged, dst).map_err(|e| Error::io(dst, "cannot rename", e))?;
+        progress(1.0);
+        return Ok(());
+    }
+    let result = qemu_img::convert(
+        &BlockSpec::file(merged, ImageFormat::Raw),
+        dst,
+        opts,
+        &mut |f| progress(0.5 + f * 0.5),
+        cancel,
+    );
+    let _ = std::fs::remove_file(merged);
+    result
+}
+
 /// Converts `input` into `out_dir` (created if missing). Progress reports cover all disks.
 pub fn convert(
     input: &Path,
@@ -280,27 +333,28 @@ pub fn convert(
         if cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
         }
-        let spec = BlockSpec::for_image(&j.image)?;
         let _ = std::fs::remove_file(&j.temp_path);
         cleanup.files.push(j.temp_path.clone());
         let item =
             j.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let size = j.image.virtual_size;
-        qemu_img::convert(
-            &spec,
-            &j.temp_path,
-            &qopts,
-            &mut |f| {
-                progress(&Progress {
-                    stage: "convert".into(),
-                    item: item.clone(),
-                    done: done_before + (f * size as f64) as u64,
-                    total,
-                });
-            },
-            cancel,
-        )
-        .map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })?;
+        let mut report = |f: f64| {
+            progress(&Progress {
+                stage: "convert".into(),
+                item: item.clone(),
+                done: done_before + (f * size as f64) as u64,
+                total,
+            });
+        };
+        let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
+            let merged = j.temp_path.with_extension("merge-part");
+            cleanup.files.push(merged.clone());
+            convert_vhd_chain(&j.image, &merged, &j.temp_path, &qopts, &mut report, cancel)
+        } else {
+            let spec = BlockSpec::for_image(&j.image)?;
+            qemu_img::convert(&spec, &j.temp_path, &qopts, &mut report, cancel)
+        };
+        result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })?;
         done_before += size;
     }
     let mut outputs = Vec::new();

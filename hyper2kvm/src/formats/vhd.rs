@@ -297,3 +297,60 @@ mod tests {
         assert_eq!(checksum(&block, 64), !(508u32));
     }
 }
+
+/// True when `details` describe a differencing disk, which qemu cannot read correctly (it
+/// ignores the parent), so the chain is merged by [`apply_differencing`] instead.
+pub fn is_differencing(details: &FormatDetails) -> bool {
+    matches!(details, FormatDetails::Vhd(d) if d.disk_type == "differencing")
+}
+
+/// Writes the sectors a differencing disk holds (those whose bitmap bit is set) over `out`,
+/// a raw image already holding the parent's content.
+pub fn apply_differencing(image: &DiskImage, out: &std::fs::File) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let FormatDetails::Vhd(VhdDetails {
+        bat_offset: Some(bat_offset),
+        max_table_entries: Some(entries),
+        block_size: Some(block_size),
+        ..
+    }) = &image.details
+    else {
+        return Err(
+            Error::new(crate::ErrorKind::Internal, "not a dynamic VHD").with_path(&image.path)
+        );
+    };
+    let src = ByteSource::open(&image.path)?;
+    let bat = src.read_vec(*bat_offset, *entries as usize * 4)?;
+    let block = u64::from(*block_size);
+    let bitmap_len = (block / 512).div_ceil(8).div_ceil(512) * 512;
+    for i in 0..*entries as usize {
+        let sector = be32(&bat, i * 4);
+        if sector == BAT_UNUSED {
+            continue;
+        }
+        let at = u64::from(sector) * 512;
+        let bitmap = src.read_vec(at, bitmap_len as usize)?;
+        let data = src.read_vec(at + bitmap_len, block as usize)?;
+        let present = |s: usize| bitmap[s / 8] & (0x80 >> (s % 8)) != 0;
+        let sectors = (block / 512) as usize;
+        let mut s = 0;
+        while s < sectors {
+            if !present(s) {
+                s += 1;
+                continue;
+            }
+            let start = s;
+            while s < sectors && present(s) {
+                s += 1;
+            }
+            let guest = i as u64 * block + start as u64 * 512;
+            if guest >= image.virtual_size {
+                break;
+            }
+            let end = (s * 512).min((image.virtual_size - i as u64 * block) as usize);
+            out.write_all_at(&data[start * 512..end], guest)
+                .map_err(|e| Error::io(&image.path, "writing merged VHD data", e))?;
+        }
+    }
+    Ok(())
+}

@@ -141,7 +141,10 @@ pub fn convert(
             Ok(Some(status)) => break status,
             Ok(None) => {}
             Err(e) => {
-                return Err(Error::new(ErrorKind::ToolFailed, format!("waiting for qemu-img: {e}")));
+                return Err(Error::new(
+                    ErrorKind::ToolFailed,
+                    format!("waiting for qemu-img: {e}"),
+                ));
             }
         }
     };

@@ -64,7 +64,7 @@ impl BlockSpec {
             FormatDetails::Vhd(VhdDetails { disk_type, .. }) if disk_type == "differencing" => {
                 return Err(Error::unsupported(
                     &image.path,
-                    "qemu cannot read VHD differencing disks; merge the chain in Hyper-V first",
+                    "qemu cannot read VHD differencing disks (convert merges them itself)",
                 ));
             }
             _ => json!({ "driver": image.format.qemu_driver(), "file": file }),
