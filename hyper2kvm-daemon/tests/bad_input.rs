@@ -36,7 +36,13 @@ fn rejected(dir: &Path, input: &Path, names: &str, why: &str) {
     rejected_with(dir, input, names, why, |c| c);
 }
 
-fn rejected_with(dir: &Path, input: &Path, names: &str, why: &str, wrap: impl Fn(&mut Command) -> &mut Command) {
+fn rejected_with(
+    dir: &Path,
+    input: &Path,
+    names: &str,
+    why: &str,
+    wrap: impl Fn(&mut Command) -> &mut Command,
+) {
     let before = snapshot(dir);
     let out = dir.join("out");
     let probe = wrap(hyper2kvm().arg("probe").arg(input)).output().unwrap();
@@ -45,11 +51,15 @@ fn rejected_with(dir: &Path, input: &Path, names: &str, why: &str, wrap: impl Fn
         assert_eq!(o.status.code(), Some(2), "{what} {}: {}", input.display(), stderr(o));
         let msg = stderr(o);
         assert!(msg.contains(names), "{what}: message does not name {names:?}: {msg}");
-        assert!(msg.to_lowercase().contains(&why.to_lowercase()), "{what}: message does not say {why:?}: {msg}");
+        assert!(
+            msg.to_lowercase().contains(&why.to_lowercase()),
+            "{what}: message does not say {why:?}: {msg}"
+        );
     }
     assert_eq!(snapshot(dir), before, "inputs changed");
     if out.exists() {
-        let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> =
+            std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.is_empty(), "outputs left behind: {left:?}");
     }
 }
@@ -110,7 +120,8 @@ fn vhd_with_bad_footer_checksum() {
 
 #[test]
 fn descriptor_extent_paths_that_escape() {
-    for (name, why) in [("/etc/hostname", "absolute path"), ("../outside-flat.vmdk", "climbs out")] {
+    for (name, why) in [("/etc/hostname", "absolute path"), ("../outside-flat.vmdk", "climbs out")]
+    {
         let t = scratch();
         let d = t.path().join("esx.vmdk");
         flat_descriptor(&d, "vmfs", "VMFS", name, 2048);
@@ -148,11 +159,13 @@ fn ova_member_that_is_a_symlink() {
 #[test]
 fn ovf_with_external_entity() {
     let t = scratch();
-    let ovf = vmware_ovf("xxe", &[], &[], false).replacen(
-        "<Envelope",
-        "<!DOCTYPE Envelope [<!ENTITY leak SYSTEM \"file:///etc/passwd\">]>\n<Envelope",
-        1,
-    ).replace("<Name>xxe</Name>", "<Name>&leak;</Name>");
+    let ovf = vmware_ovf("xxe", &[], &[], false)
+        .replacen(
+            "<Envelope",
+            "<!DOCTYPE Envelope [<!ENTITY leak SYSTEM \"file:///etc/passwd\">]>\n<Envelope",
+            1,
+        )
+        .replace("<Name>xxe</Name>", "<Name>&leak;</Name>");
     let p = t.path().join("xxe.ovf");
     std::fs::write(&p, ovf).unwrap();
     rejected(t.path(), &p, "xxe.ovf", "DOCTYPE");
@@ -207,7 +220,9 @@ fn unreadable_file() {
             let prog = c.get_program().to_owned();
             let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
             let mut w = Command::new("setpriv");
-            w.args(["--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]).arg(prog).args(args);
+            w.args(["--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"])
+                .arg(prog)
+                .args(args);
             *c = w;
         }
         c
@@ -224,7 +239,8 @@ fn unsafe_free_euid() -> u32 {
 #[test]
 fn json_errors_carry_the_kind() {
     let t = scratch();
-    let o = hyper2kvm().args(["probe", "--json"]).arg(t.path().join("missing.vhd")).output().unwrap();
+    let o =
+        hyper2kvm().args(["probe", "--json"]).arg(t.path().join("missing.vhd")).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["inputs"][0]["error"]["kind"], "not_found");

@@ -34,7 +34,12 @@ fn appliance(path: &Path) -> Appliance {
 }
 
 fn same(reference: &Path, out: &Path) {
-    let o = Command::new("qemu-img").args(["compare", "-f", "raw", "-F", "qcow2"]).arg(reference).arg(out).output().unwrap();
+    let o = Command::new("qemu-img")
+        .args(["compare", "-f", "raw", "-F", "qcow2"])
+        .arg(reference)
+        .arg(out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&o.stdout));
 }
 
@@ -103,11 +108,18 @@ fn ova_with_two_disks_converts_in_place() {
     assert!(strays.is_empty(), "unexpected files during conversion: {strays:?}");
     assert!(seen_parts > 0);
     assert_eq!(std::fs::read_dir(std::env::temp_dir()).unwrap().count(), tmp_before);
-    let names: Vec<String> = report.outputs.iter().map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = report
+        .outputs
+        .iter()
+        .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, vec!["web01.qcow2", "web01-vmdisk2.qcow2"]);
     same(&disks[0].1, &report.outputs[0].path);
     same(&disks[1].1, &report.outputs[1].path);
-    let mut left: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     left.sort();
     assert_eq!(left, vec!["web01-vmdisk2.qcow2", "web01.qcow2"]);
 }
@@ -137,7 +149,12 @@ fn compressed_ovas_are_extracted_only_into_the_output_directory() {
         let t = scratch();
         let disks = two_disks(t.path());
         let ova = t.path().join("web01.ova");
-        build_ova(&ova, "web01", &[(&disks[0].0, CAP1), (&disks[1].0, CAP2)], &["00:50:56:AB:CD:EF"]);
+        build_ova(
+            &ova,
+            "web01",
+            &[(&disks[0].0, CAP1), (&disks[1].0, CAP2)],
+            &["00:50:56:AB:CD:EF"],
+        );
         let packed = compress(&ova, kind);
         std::fs::remove_file(&ova).unwrap();
         let a = appliance(&packed);
@@ -145,7 +162,14 @@ fn compressed_ovas_are_extracted_only_into_the_output_directory() {
         assert_vmware_hardware(&a);
         assert!(a.disks.iter().all(|d| d.image.is_none()));
         let out = t.path().join(format!("out-{kind}"));
-        let report = hyper2kvm::convert(&packed, &out, &ConvertOptions::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+        let report = hyper2kvm::convert(
+            &packed,
+            &out,
+            &ConvertOptions::default(),
+            &mut |_| {},
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(report.outputs.len(), 2);
         same(&disks[0].1, &report.outputs[0].path);
         same(&disks[1].1, &report.outputs[1].path);
@@ -170,7 +194,14 @@ fn ovf_file_and_directory() {
         assert_eq!(a.disks[0].image.as_ref().unwrap().path, dir.join("web01-disk1.vmdk"));
     }
     let out = t.path().join("out");
-    let report = hyper2kvm::convert(&dir, &out, &ConvertOptions::default(), &mut |_| {}, &CancelToken::new()).unwrap();
+    let report = hyper2kvm::convert(
+        &dir,
+        &out,
+        &ConvertOptions::default(),
+        &mut |_| {},
+        &CancelToken::new(),
+    )
+    .unwrap();
     same(&disks[0].1, &report.outputs[0].path);
     same(&disks[1].1, &report.outputs[1].path);
 }
@@ -184,7 +215,9 @@ fn efi_firmware_and_secure_boot_are_read() {
     );
     let p = t.path().join("efi-vm.ovf");
     std::fs::write(&p, ovf).unwrap();
-    let desc = hyper2kvm::appliance::ovf::OvfDescriptor::parse(&p, &std::fs::read_to_string(&p).unwrap()).unwrap();
+    let desc =
+        hyper2kvm::appliance::ovf::OvfDescriptor::parse(&p, &std::fs::read_to_string(&p).unwrap())
+            .unwrap();
     assert_eq!(desc.firmware, "efi");
     assert!(desc.secure_boot);
     assert_eq!(desc.disks[0].capacity, 1 << 30);

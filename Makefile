@@ -1,0 +1,51 @@
+# hyper2kvm — the two commands of the README:
+#   make demo   set up, build, and run the main job end to end on the built-in sample
+#   make test   set up, build, and run every test (Rust, C ABI, Python, header, lints)
+# Other targets: setup, build, lint, bench.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+LIBDIR := target/lib
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: setup build demo test test-rust test-c test-py check-header lint bench clean-cache
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+	@mkdir -p $(LIBDIR)
+	@cp target/release/libhyper2kvm.so $(LIBDIR)/libhyper2kvm.so.1
+	@ln -sf libhyper2kvm.so.1 $(LIBDIR)/libhyper2kvm.so
+	@sed -e "s|@PREFIX@|$(CURDIR)|; s|@LIBDIR@|$(CURDIR)/$(LIBDIR)|; s|@INCLUDEDIR@|$(CURDIR)/include|; s|@VERSION@|$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|" \
+		hyper2kvm-ffi/hyper2kvm.pc.in > $(LIBDIR)/hyper2kvm.pc
+
+demo: build
+	scripts/demo.sh
+
+test: build lint check-header test-rust test-c test-py
+	@echo "make test: all suites passed"
+
+test-rust: build
+	$(CARGO) nextest run --release --no-fail-fast
+
+test-c: build
+	scripts/test-c.sh
+
+test-py: build
+	$(VENV)/bin/maturin develop --quiet --release -m hyper2kvm-py/Cargo.toml
+	$(VENV)/bin/python -m pytest -q hyper2kvm-py/tests --doctest-modules hyper2kvm-py/python/hyper2kvm
+
+check-header: build
+	@cbindgen --quiet --config hyper2kvm-ffi/cbindgen.toml --crate hyper2kvm-ffi --output target/hyper2kvm.h.check hyper2kvm-ffi
+	@diff -u include/hyper2kvm.h target/hyper2kvm.h.check || { echo "include/hyper2kvm.h is stale: regenerate it with cbindgen"; exit 1; }
+	@echo "check-header: include/hyper2kvm.h matches cbindgen"
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+
+bench: build
+	bench/convert.sh
