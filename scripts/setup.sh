@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # util-linux: setpriv (unreadable-file test); python3-venv: the .venv; time: peak RSS in bench.
 APT_PACKAGES=(
   qemu-utils e2fsprogs fdisk util-linux coreutils xz-utils gzip tar
-  gcc libc6-dev make pkg-config python3 python3-venv python3-pip time curl ca-certificates
+  gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates
 )
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO=sudo

@@ -1,6 +1,8 @@
 //! Bad input gets a clear error naming the file and the problem, exit status 2, no output
 //! under a final name, and the source left byte for byte as it was.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../../tests/support/mod.rs"]
 mod support;
 

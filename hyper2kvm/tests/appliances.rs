@@ -2,6 +2,8 @@
 //! hardware is read, the manifest verified, and every disk converted — from inside an
 //! uncompressed OVA without any temporary copy.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../../tests/support/mod.rs"]
 mod support;
 

@@ -3,6 +3,8 @@
 //! converted to qcow2 and to raw; the outputs must show the guest the same bytes as an
 //! independent reference (`qemu-img compare` run directly, not through our wrapper).
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../../tests/support/mod.rs"]
 mod support;
 

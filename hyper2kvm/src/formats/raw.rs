@@ -32,7 +32,7 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
         "none"
     };
     let mut warnings = Vec::new();
-    if src.len() % 512 != 0 {
+    if !src.len().is_multiple_of(512) {
         warnings.push(format!("size {} is not a multiple of 512 bytes", src.len()));
     }
     if partition_table == "none" {

@@ -163,7 +163,7 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             let bat_offset = be64(&dynh, 16);
             let entries = be32(&dynh, 28);
             let block_size = be32(&dynh, 32);
-            if block_size == 0 || !block_size.is_power_of_two() || block_size % 512 != 0 {
+            if block_size == 0 || !block_size.is_power_of_two() || !block_size.is_multiple_of(512) {
                 return Err(Error::invalid(
                     src.path(),
                     format!("invalid VHD block size {block_size}"),
@@ -286,18 +286,6 @@ fn locate_parent(src: &ByteSource, dynh: &[u8], name: &str) -> Result<PathBuf> {
     Err(Error::invalid(src.path(), format!("parent {name:?} of this differencing VHD is missing")))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksum_skips_its_own_field() {
-        let mut block = vec![1u8; 512];
-        block[64..68].copy_from_slice(&[0xff; 4]);
-        assert_eq!(checksum(&block, 64), !(508u32));
-    }
-}
-
 /// True when `details` describe a differencing disk, which qemu cannot read correctly (it
 /// ignores the parent), so the chain is merged by [`apply_differencing`] instead.
 pub fn is_differencing(details: &FormatDetails) -> bool {
@@ -353,4 +341,16 @@ pub fn apply_differencing(image: &DiskImage, out: &std::fs::File) -> Result<()> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_skips_its_own_field() {
+        let mut block = vec![1u8; 512];
+        block[64..68].copy_from_slice(&[0xff; 4]);
+        assert_eq!(checksum(&block, 64), !(508u32));
+    }
 }

@@ -73,6 +73,12 @@ impl VmdkDetails {
     pub fn qemu_opens_directly(&self) -> bool {
         QEMU_CREATE_TYPES.contains(&self.create_type.as_str())
     }
+
+    /// True when we can have the disk read: by QEMU's vmdk driver, or as the bytes of its
+    /// single flat extent.
+    pub fn readable(&self) -> bool {
+        self.qemu_opens_directly() || (self.extents.len() == 1 && self.extents[0].kind.is_flat())
+    }
 }
 
 fn details_from(desc: Option<&VmdkDescriptor>, create_type: String) -> VmdkDetails {
@@ -221,9 +227,7 @@ pub(crate) fn probe_descriptor(src: &ByteSource, ctx: &mut ProbeContext) -> Resu
         });
         files.push(path);
     }
-    if !details.qemu_opens_directly()
-        && !(details.extents.len() == 1 && details.extents[0].kind.is_flat())
-    {
+    if !details.readable() {
         return Err(Error::unsupported(
             src.path(),
             format!("createType {:?} with these extents is not supported", desc.create_type),
