@@ -82,3 +82,16 @@ impl ProgressView {
         }
     }
 }
+
+/// Peak resident set size in bytes of this process (`self`) and of the largest child it has
+/// waited for (`children`: qemu-img), from `getrusage`.
+pub fn peak_rss() -> serde_json::Value {
+    let read = |who: libc::c_int| {
+        let mut u = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes a complete rusage into the buffer on success.
+        let ok = unsafe { libc::getrusage(who, u.as_mut_ptr()) } == 0;
+        // SAFETY: zero-initialised and, on success, filled by the kernel.
+        ok.then(|| unsafe { u.assume_init() }.ru_maxrss as u64 * 1024)
+    };
+    serde_json::json!({ "self": read(libc::RUSAGE_SELF), "children": read(libc::RUSAGE_CHILDREN) })
+}

@@ -6,7 +6,7 @@ use hyper2kvm::{CancelToken, ConvertOptions, ProbeOptions, TargetFormat};
 use serde_json::json;
 
 use crate::cli::ConvertArgs;
-use crate::output::{ProgressView, exit_code, human_bytes, print_json, report_error};
+use crate::output::{ProgressView, exit_code, human_bytes, peak_rss, print_json, report_error};
 
 /// Runs the subcommand.
 pub fn run(args: &ConvertArgs) -> ExitCode {
@@ -35,7 +35,7 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         Ok(report) => {
             if args.json {
                 print_json(
-                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": report }),
+                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": report, "peak_rss_bytes": peak_rss() }),
                 );
             } else {
                 for o in &report.outputs {
