@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::appliance::{self, Appliance};
 use crate::error::{Error, Result};
 use crate::formats::{iso, qcow2, raw, vdi, vhd, vhdx, vmdk};
-use crate::image::{CrossCheck, DiskImage, Region};
+use crate::image::{CrossCheck, DiskImage, FormatDetails, ImageFormat, Region, allocated_bytes};
 use crate::qemu_img;
 use crate::source::ByteSource;
 
@@ -68,6 +68,32 @@ impl ProbeContext {
     /// The region of the archive holding `src`, when it is a member.
     pub(crate) fn region_of(&self, src: &ByteSource) -> Option<Region> {
         self.member.then(|| Region { offset: src.base(), size: src.len() })
+    }
+
+    /// The probe result for an image held in one file (or one archive member): its path,
+    /// region, allocated size and files filled in; no backing, no warnings.
+    pub(crate) fn single_file(
+        &self,
+        src: &ByteSource,
+        format: ImageFormat,
+        subformat: impl Into<String>,
+        virtual_size: u64,
+        details: FormatDetails,
+    ) -> DiskImage {
+        let files = vec![src.path().to_path_buf()];
+        DiskImage {
+            path: src.path().to_path_buf(),
+            region: self.region_of(src),
+            format,
+            subformat: subformat.into(),
+            virtual_size,
+            allocated_size: if self.member { src.len() } else { allocated_bytes(&files) },
+            files,
+            backing: None,
+            details,
+            cross_check: None,
+            warnings: Vec::new(),
+        }
     }
 
     /// Probes the parent of a delta or overlay (a separate file).

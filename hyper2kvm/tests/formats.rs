@@ -274,7 +274,7 @@ fn vhd_differencing_is_probed_with_its_parent() {
 
 #[test]
 fn vhdx_dynamic_and_fixed() {
-    for (opts, sub) in [(None, "dynamic"), (Some("subformat=fixed"), "dynamic")] {
+    for (opts, sub) in [(None, "dynamic"), (Some("subformat=fixed"), "fixed")] {
         let t = scratch();
         let (raw, img) = from_raw(t.path(), "vhdx", opts, "disk.vhdx", SIZE);
         let d = probe_disk(&img);

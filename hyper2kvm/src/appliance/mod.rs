@@ -201,6 +201,50 @@ fn check_disk_file(origin: &Path, ovf: &OvfDescriptor, disk: &ApplianceDisk) -> 
     Ok(())
 }
 
+/// Probes every disk of `ovf` that has a file; `open` probes one by its href.
+fn probe_disks(
+    origin: &Path,
+    ovf: &OvfDescriptor,
+    opts: &ProbeOptions,
+    mut open: impl FnMut(&mut ProbeContext, &str) -> Result<DiskImage>,
+) -> Result<Vec<ApplianceDisk>> {
+    let mut disks = blank_disks(ovf);
+    let mut ctx = ProbeContext::new();
+    for d in &mut disks {
+        check_disk_file(origin, ovf, d)?;
+        let Some(href) = &d.href else { continue };
+        let mut img = open(&mut ctx, href)?;
+        if opts.cross_check {
+            cross_check(&mut img);
+        }
+        d.image = Some(img);
+    }
+    Ok(disks)
+}
+
+impl Appliance {
+    fn new(
+        path: &Path,
+        container: Container,
+        descriptor: String,
+        ovf: OvfDescriptor,
+        manifest: Option<ManifestCheck>,
+        disks: Vec<ApplianceDisk>,
+    ) -> Appliance {
+        let mut a = Appliance {
+            path: path.to_path_buf(),
+            container,
+            descriptor,
+            ovf,
+            manifest,
+            disks,
+            warnings: Vec::new(),
+        };
+        capacity_warnings(&mut a);
+        a
+    }
+}
+
 fn capacity_warnings(a: &mut Appliance) {
     for d in &a.disks {
         if let Some(img) = &d.image
@@ -270,33 +314,16 @@ pub(crate) fn probe_ova(src: &ByteSource, opts: &ProbeOptions) -> Result<Applian
             ManifestCheck { file: mf_name.clone(), entries: entries.len(), verified: false }
         });
     }
-    let mut disks = blank_disks(&ovf);
-    let mut ctx = ProbeContext::new();
-    for d in &mut disks {
-        check_disk_file(archive, &ovf, d)?;
-        let Some(href) = &d.href else { continue };
+    let disks = probe_disks(archive, &ovf, opts, |ctx, href| {
         let m = member(href)?.ok_or_else(|| {
             Error::invalid(
                 archive,
                 format!("disk file {href:?} named by the OVF is not in the archive"),
             )
         })?;
-        let mut img = ctx.probe_member(&m).map_err(|e| e.context(format!("member {href:?}")))?;
-        if opts.cross_check {
-            cross_check(&mut img);
-        }
-        d.image = Some(img);
-    }
-    let mut a = Appliance {
-        path: archive.to_path_buf(),
-        container: Container::Ova,
-        descriptor,
-        ovf,
-        manifest,
-        disks,
-        warnings: Vec::new(),
-    };
-    capacity_warnings(&mut a);
+        ctx.probe_member(&m).map_err(|e| e.context(format!("member {href:?}")))
+    })?;
+    let a = Appliance::new(archive, Container::Ova, descriptor, ovf, manifest, disks);
     Ok(a)
 }
 
@@ -335,30 +362,11 @@ pub(crate) fn probe_ovf_file(path: &Path, opts: &ProbeOptions) -> Result<Applian
             ManifestCheck { file: mf_name, entries: entries.len(), verified: false }
         });
     }
-    let mut disks = blank_disks(&ovf);
-    let mut ctx = ProbeContext::new();
-    for d in &mut disks {
-        check_disk_file(path, &ovf, d)?;
-        let Some(href) = &d.href else { continue };
-        let p = resolve(href)?;
-        let mut img = ctx
-            .probe_parent(&p)
-            .map_err(|e| e.context(format!("disk {:?} of {}", d.disk_id, path.display())))?;
-        if opts.cross_check {
-            cross_check(&mut img);
-        }
-        d.image = Some(img);
-    }
-    let mut a = Appliance {
-        path: path.to_path_buf(),
-        container: Container::Ovf,
-        descriptor,
-        ovf,
-        manifest,
-        disks,
-        warnings: Vec::new(),
-    };
-    capacity_warnings(&mut a);
+    let disks = probe_disks(path, &ovf, opts, |ctx, href| {
+        ctx.probe_parent(&resolve(href)?)
+            .map_err(|e| e.context(format!("disk {href:?} of {}", path.display())))
+    })?;
+    let a = Appliance::new(path, Container::Ovf, descriptor, ovf, manifest, disks);
     Ok(a)
 }
 
@@ -506,42 +514,32 @@ fn scan_compressed(
         }
         _ => None,
     };
-    let mut disks = blank_disks(&ovf);
-    let mut ctx = ProbeContext::new();
-    for d in &mut disks {
-        check_disk_file(archive, &ovf, d)?;
-        let Some(href) = &d.href else { continue };
+    for href in blank_disks(&ovf).iter().filter_map(|d| d.href.as_ref()) {
         if !names.iter().any(|n| n == href) {
             return Err(Error::invalid(
                 archive,
                 format!("disk file {href:?} named by the OVF is not in the archive"),
             ));
         }
-        if let Some(dir) = extract_to {
-            let mut img = ctx
-                .probe_parent(&dir.join(href))
-                .map_err(|e| e.context(format!("member {href:?}")))?;
-            if opts.cross_check {
-                cross_check(&mut img);
-            }
-            d.image = Some(img);
-        }
     }
-    let mut a = Appliance {
-        path: archive.to_path_buf(),
-        container,
-        descriptor,
-        ovf,
-        manifest,
-        disks,
-        warnings: Vec::new(),
+    let disks = match extract_to {
+        Some(dir) => probe_disks(archive, &ovf, opts, |ctx, href| {
+            ctx.probe_parent(&dir.join(href)).map_err(|e| e.context(format!("member {href:?}")))
+        })?,
+        None => {
+            let disks = blank_disks(&ovf);
+            for d in &disks {
+                check_disk_file(archive, &ovf, d)?;
+            }
+            disks
+        }
     };
+    let mut a = Appliance::new(archive, container, descriptor, ovf, manifest, disks);
     if extract_to.is_none() {
         a.warnings.push(
             "compressed OVA: disk images are probed only when extracted for conversion".into(),
         );
     }
-    capacity_warnings(&mut a);
     Ok(a)
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::{ByteSource, bytes::*};
 
@@ -38,18 +38,13 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             src.len()
         ));
     }
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Iso,
-        subformat: "iso9660".into(),
-        virtual_size: src.len(),
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing: None,
-        details: FormatDetails::Iso(IsoDetails { volume_id }),
-        cross_check: None,
-        warnings,
-    })
+    let mut image = ctx.single_file(
+        src,
+        ImageFormat::Iso,
+        "iso9660",
+        src.len(),
+        FormatDetails::Iso(IsoDetails { volume_id }),
+    );
+    image.warnings = warnings;
+    Ok(image)
 }

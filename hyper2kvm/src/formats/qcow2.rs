@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::{ByteSource, bytes::*};
 
@@ -105,17 +105,12 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
         Some(name) => Some(Box::new(probe_backing(src, name, ctx)?)),
         None => None,
     };
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Qcow2,
-        subformat: format!("v{version}"),
-        virtual_size: size,
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing,
-        details: FormatDetails::Qcow2(Qcow2Details {
+    let mut image = ctx.single_file(
+        src,
+        ImageFormat::Qcow2,
+        format!("v{version}"),
+        size,
+        FormatDetails::Qcow2(Qcow2Details {
             version,
             cluster_size,
             backing_file,
@@ -124,9 +119,10 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             compressed_clusters,
             snapshots,
         }),
-        cross_check: None,
-        warnings,
-    })
+    );
+    image.backing = backing;
+    image.warnings = warnings;
+    Ok(image)
 }
 
 /// Walks header extensions; returns the backing format name if present.

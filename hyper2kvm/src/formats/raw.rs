@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::ByteSource;
 
@@ -40,18 +40,13 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             "no partition table found; not recognised as any image format, treated as raw".into(),
         );
     }
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Raw,
-        subformat: partition_table.into(),
-        virtual_size: src.len(),
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing: None,
-        details: FormatDetails::Raw(RawDetails { partition_table: partition_table.into() }),
-        cross_check: None,
-        warnings,
-    })
+    let mut image = ctx.single_file(
+        src,
+        ImageFormat::Raw,
+        partition_table,
+        src.len(),
+        FormatDetails::Raw(RawDetails { partition_table: partition_table.into() }),
+    );
+    image.warnings = warnings;
+    Ok(image)
 }

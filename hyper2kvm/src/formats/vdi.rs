@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::{ByteSource, bytes::*};
 
@@ -87,22 +87,16 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             ),
         ));
     }
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Vdi,
-        subformat: image_type.into(),
-        virtual_size: disk_size,
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing: None,
-        details: FormatDetails::Vdi(VdiDetails {
+    let image = ctx.single_file(
+        src,
+        ImageFormat::Vdi,
+        image_type,
+        disk_size,
+        FormatDetails::Vdi(VdiDetails {
             image_type: image_type.into(),
             block_size,
             blocks_allocated: allocated,
         }),
-        cross_check: None,
-        warnings: Vec::new(),
-    })
+    );
+    Ok(image)
 }

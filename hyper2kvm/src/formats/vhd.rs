@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::formats::vmdk::descriptor::confined_relative_path;
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::{ByteSource, bytes::*};
 
@@ -191,20 +191,16 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
         }
         other => return Err(Error::invalid(src.path(), format!("unknown VHD disk type {other}"))),
     }
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Vhd,
-        subformat: details.disk_type.clone(),
+    let subformat = details.disk_type.clone();
+    let mut image = ctx.single_file(
+        src,
+        ImageFormat::Vhd,
+        subformat,
         virtual_size,
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing,
-        details: FormatDetails::Vhd(details),
-        cross_check: None,
-        warnings: Vec::new(),
-    })
+        FormatDetails::Vhd(details),
+    );
+    image.backing = backing;
+    Ok(image)
 }
 
 /// Checks that every allocated block (bitmap sector plus data) lies before the footer.

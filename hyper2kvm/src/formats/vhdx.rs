@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::probe::ProbeContext;
 use crate::source::{ByteSource, bytes::*};
 
@@ -127,7 +127,8 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             })
     };
     let params = item(&GUID_FILE_PARAMETERS, 8)?;
-    let (block_size, has_parent) = (le32(params, 0), le32(params, 4) & 2 != 0);
+    let (block_size, flags) = (le32(params, 0), le32(params, 4));
+    let (leave_allocated, has_parent) = (flags & 1 != 0, flags & 2 != 0);
     let virtual_size = le64(item(&GUID_VIRTUAL_DISK_SIZE, 8)?, 0);
     let logical_sector_size = le32(item(&GUID_LOGICAL_SECTOR, 4)?, 0);
     if has_parent {
@@ -136,25 +137,11 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             "differencing VHDX disks are not supported; merge the chain in Hyper-V first",
         ));
     }
-    let files = vec![src.path().to_path_buf()];
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Vhdx,
-        subformat: if block_size > 0 { "dynamic".into() } else { "fixed".into() },
-        virtual_size,
-        allocated_size: if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) },
-        files,
-        backing: None,
-        details: FormatDetails::Vhdx(VhdxDetails {
-            block_size,
-            logical_sector_size,
-            has_parent,
-            creator,
-        }),
-        cross_check: None,
-        warnings: Vec::new(),
-    })
+    // "LeaveBlockAllocated" is how a fixed VHDX marks that its blocks are all allocated.
+    let subformat = if leave_allocated { "fixed" } else { "dynamic" };
+    let details =
+        FormatDetails::Vhdx(VhdxDetails { block_size, logical_sector_size, has_parent, creator });
+    Ok(ctx.single_file(src, ImageFormat::Vhdx, subformat, virtual_size, details))
 }
 
 #[cfg(test)]

@@ -119,25 +119,16 @@ pub(crate) fn probe_sparse(src: &ByteSource, ctx: &mut ProbeContext) -> Result<D
         warnings
             .push("sparse extent has no embedded descriptor; treated as monolithicSparse".into());
     }
-    let files = vec![src.path().to_path_buf()];
     let backing = match desc.as_ref().filter(|d| d.has_parent()) {
         Some(d) => Some(Box::new(probe_parent(src, d, ctx, &mut warnings)?)),
         None => None,
     };
-    let allocated_size = if ctx.in_archive(src) { src.len() } else { allocated_bytes(&files) };
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: ctx.region_of(src),
-        format: ImageFormat::Vmdk,
-        subformat: create_type,
-        virtual_size: header.capacity_bytes(),
-        allocated_size,
-        files,
-        backing,
-        details: FormatDetails::Vmdk(details),
-        cross_check: None,
-        warnings,
-    })
+    let details = FormatDetails::Vmdk(details);
+    let mut image =
+        ctx.single_file(src, ImageFormat::Vmdk, create_type, header.capacity_bytes(), details);
+    image.backing = backing;
+    image.warnings = warnings;
+    Ok(image)
 }
 
 /// Probes a text descriptor file and the extents it names.
