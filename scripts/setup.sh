@@ -6,23 +6,33 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages. qemu-utils: qemu-img/qemu-io; e2fsprogs, fdisk: the demo sample's disk;
-# util-linux: setpriv (unreadable-file test); python3-venv: the .venv; time: peak RSS in bench.
-APT_PACKAGES=(
-  qemu-utils e2fsprogs fdisk util-linux coreutils xz-utils gzip tar
-  gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates
-)
 SUDO=""
 [[ $(id -u) -ne 0 ]] && SUDO=sudo
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+updated=""
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   echo "setup: installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
+  [[ -n $updated ]] || { $SUDO apt-get update -qq; updated=1; }
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+}
+
+# qemu-system-x86 first and alone: on machines with a newer qemu-utils from backports it
+# replaces it, and Debian 12's qemu-utils (7.2) is installed in the next step to match.
+apt_install qemu-system-x86
+# qemu-utils: qemu-img/qemu-io; libguestfs (+ a kernel in /boot for its appliance): guest
+# access; debootstrap, grub-pc-bin, e2fsprogs, fdisk, dosfstools, mtools: building test guests
+# and the demo sample without loop devices; ovmf: UEFI boots; libvirt-dev, libvirt-clients:
+# libvirt integration and virt-xml-validate; util-linux: setpriv (unreadable-file test);
+# python3-venv: the .venv; time: peak RSS in the benchmark.
+apt_install \
+  qemu-utils libguestfs-tools libguestfs-dev linux-image-cloud-amd64 supermin \
+  debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients \
+  util-linux coreutils xz-utils gzip tar bc \
+  gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates
 
 # Rust toolchain (rustup) when the machine has none.
 if ! command -v cargo >/dev/null; then
