@@ -22,6 +22,19 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Convert a disk image, OVA or OVF into qcow2 or raw files.
     Convert(ConvertArgs),
+    /// Inspect the guest operating system on disk images, OVAs or OVFs (read-only).
+    Inspect(InspectArgs),
+}
+
+/// `hyper2kvm inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Inputs to inspect; each is one guest (an appliance's disks are inspected together).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hyper2kvm probe`.

@@ -18,5 +18,6 @@ fn main() -> ExitCode {
     match args.command {
         cli::Command::Probe(a) => commands::probe::run(&a),
         cli::Command::Convert(a) => commands::convert::run(&a),
+        cli::Command::Inspect(a) => commands::inspect::run(&a),
     }
 }

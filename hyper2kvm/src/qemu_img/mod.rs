@@ -224,6 +224,22 @@ pub fn create(
     Ok(())
 }
 
+/// `qemu-img create -f qcow2 -b SPEC`: a thin qcow2 overlay whose backing is `spec`, so that
+/// anything (libguestfs, a test boot) can read the source through it and any write lands in
+/// the overlay, never in the source.
+pub fn create_overlay(path: &Path, spec: &BlockSpec, size: u64) -> Result<()> {
+    let mut c = command();
+    c.args(["create", "-q", "-f", "qcow2", "-F", spec.driver(), "-b"])
+        .arg(spec.to_arg())
+        .arg(path)
+        .arg(size.to_string());
+    let (cmd, out) = run(c)?;
+    if !out.status.success() {
+        return Err(tool_error(&cmd, "create", &out));
+    }
+    Ok(())
+}
+
 /// `qemu-img compare`: true when both images show the guest the same content.
 pub fn compare(a: &BlockSpec, b: &BlockSpec) -> Result<bool> {
     let mut c = command();

@@ -1,0 +1,83 @@
+//! `hyper2kvm inspect INPUT... [--json]`.
+
+use std::process::ExitCode;
+
+use hyper2kvm::ProbeOptions;
+use hyper2kvm::guest::GuestOptions;
+use hyper2kvm::guest::inspect::Inspection;
+use hyper2kvm::inspect_input::inspect_input;
+use serde_json::json;
+
+use crate::cli::InspectArgs;
+use crate::output::{exit_code, print_json, report_error};
+
+fn describe(i: &Inspection) {
+    println!("  os: {} {} {} ({}), {}", i.os_type, i.distro, i.version, i.product_name, i.arch);
+    println!("  hostname: {}, packages: {}", i.hostname, i.package_format);
+    println!(
+        "  firmware: {} ({} partition table), bootloader: {}",
+        i.firmware, i.partition_table, i.bootloader
+    );
+    for (mp, dev) in &i.mountpoints {
+        println!("  mount: {mp} <- {dev}");
+    }
+    if !i.storage.is_empty() {
+        println!("  storage: {}", i.storage.join(", "));
+    }
+    for k in &i.kernels {
+        let initrd = match k.initramfs_has_virtio_blk {
+            Some(true) => "initramfs has virtio_blk",
+            Some(false) => "initramfs LACKS virtio_blk",
+            None => "initramfs unknown",
+        };
+        println!(
+            "  kernel {}: virtio {}, {initrd}",
+            k.version,
+            if k.virtio_builtin {
+                "built in"
+            } else if k.virtio_capable {
+                "as modules"
+            } else {
+                "MISSING"
+            }
+        );
+    }
+    println!(
+        "  network: {}",
+        if i.network.is_empty() { "none found".into() } else { i.network.join(", ") }
+    );
+    println!(
+        "  hypervisor tools: {}",
+        if i.hypervisor_tools.is_empty() { "none".into() } else { i.hypervisor_tools.join(", ") }
+    );
+    println!("  appliance ran with {:?}", i.accel);
+}
+
+/// Runs the subcommand.
+pub fn run(args: &InspectArgs) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let mut results = Vec::new();
+    for input in &args.inputs {
+        match inspect_input(input, &ProbeOptions::default(), &GuestOptions::default()) {
+            Ok(r) => {
+                if !args.json {
+                    println!("{}:", input.display());
+                    match &r.guest {
+                        Some(g) => describe(g),
+                        None => println!("  no operating system found (a data or blank disk)"),
+                    }
+                }
+                results.push(json!({ "path": input, "result": r }));
+            }
+            Err(e) => {
+                report_error(&e);
+                status = exit_code(&e);
+                results.push(json!({ "path": input, "error": e.to_json() }));
+            }
+        }
+    }
+    if args.json {
+        print_json(&json!({ "hyper2kvm_version": hyper2kvm::VERSION, "inputs": results }));
+    }
+    status
+}

@@ -1,0 +1,313 @@
+//! What is installed on the guest: operating system, boot chain, kernels and whether they can
+//! boot from virtio, storage stack, network configuration style, hypervisor tools.
+//!
+//! libguestfs finds the OS and its filesystems; everything that decides what the fixers do
+//! (kernels, initramfs contents, boot loader, network files) is read by our own code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{Accel, Guest, gerr, initramfs};
+use crate::error::Result;
+
+/// ESP partition type GUID (UEFI 2.x, 5.3.3).
+const GPT_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/// BIOS boot partition type GUID (GRUB's core.img on GPT).
+const GPT_BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
+/// The virtio drivers a guest needs to boot and reach the network on KVM.
+pub const VIRTIO_MODULES: [&str; 4] = ["virtio_blk", "virtio_scsi", "virtio_net", "virtio_pci"];
+
+/// One installed kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kernel {
+    /// `uname -r` of the kernel.
+    pub version: String,
+    /// Its image in /boot.
+    pub vmlinuz: Option<String>,
+    /// Its initramfs in /boot.
+    pub initramfs: Option<String>,
+    /// virtio_blk is available (built in, or as a module under /lib/modules).
+    pub virtio_capable: bool,
+    /// virtio_blk is built into the kernel itself.
+    pub virtio_builtin: bool,
+    /// Whether the initramfs holds virtio_blk (None: no initramfs or unreadable).
+    pub initramfs_has_virtio_blk: Option<bool>,
+}
+
+impl Kernel {
+    /// True when this kernel boots from a virtio-blk root as the initramfs stands.
+    pub fn boots_on_virtio(&self) -> bool {
+        self.virtio_builtin || self.initramfs_has_virtio_blk == Some(true)
+    }
+}
+
+/// Everything inspection found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inspection {
+    /// How the appliance ran.
+    pub accel: Accel,
+    /// `linux`, `windows`, …
+    pub os_type: String,
+    /// `debian`, `rhel`, `ubuntu`, …
+    pub distro: String,
+    /// `12.0`.
+    pub version: String,
+    /// Product name.
+    pub product_name: String,
+    /// `x86_64`, …
+    pub arch: String,
+    /// The guest's host name.
+    pub hostname: String,
+    /// `deb`, `rpm`, …
+    pub package_format: String,
+    /// Appliance device of the root filesystem.
+    pub root_device: String,
+    /// Mount points and the appliance devices mounted there.
+    pub mountpoints: BTreeMap<String, String>,
+    /// `grub2`, `grub-legacy`, `systemd-boot` or `unknown`.
+    pub bootloader: String,
+    /// The GRUB configuration file.
+    pub grub_config: Option<String>,
+    /// `bios` or `uefi`, from the partition table.
+    pub firmware: String,
+    /// `msdos`, `gpt` or unknown.
+    pub partition_table: String,
+    /// `lvm`, `luks`, `mdraid` when in use.
+    pub storage: Vec<String>,
+    /// Installed kernels, newest last.
+    pub kernels: Vec<Kernel>,
+    /// Network configuration styles present.
+    pub network: Vec<String>,
+    /// Hypervisor tools installed.
+    pub hypervisor_tools: Vec<String>,
+    /// `enforcing`, `permissive`, `disabled`, when SELinux is configured.
+    pub selinux: Option<String>,
+}
+
+/// Inspects the guest and mounts its filesystems (read-only unless the disks are writable).
+/// `Ok(None)` means the disks hold no operating system (a data disk, a blank disk).
+pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
+    let h = g.handle();
+    let roots = h.inspect_os().map_err(|e| gerr("OS inspection", e))?;
+    let Some(root) = roots.first().cloned() else { return Ok(None) };
+    let get =
+        |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
+    let mountpoints: BTreeMap<String, String> = h
+        .inspect_get_mountpoints(&root)
+        .map_err(|e| gerr("mount points", e))?
+        .into_iter()
+        .collect();
+    let mut order: Vec<(&String, &String)> = mountpoints.iter().collect();
+    order.sort_by_key(|(mp, _)| mp.len());
+    for (mp, dev) in order {
+        let r = if g.writable() { h.mount(dev, mp) } else { h.mount_ro(dev, mp) };
+        if let Err(e) = r {
+            log::warn!("cannot mount {dev} on {mp}: {}", gerr("mount", e).message());
+        }
+    }
+    let major = h.inspect_get_major_version(&root).unwrap_or(0);
+    let minor = h.inspect_get_minor_version(&root).unwrap_or(0);
+    let (partition_table, firmware) = firmware(g);
+    let mut insp = Inspection {
+        accel: g.accel(),
+        os_type: get(h.inspect_get_type(&root)),
+        distro: get(h.inspect_get_distro(&root)),
+        version: format!("{major}.{minor}"),
+        product_name: get(h.inspect_get_product_name(&root)),
+        arch: get(h.inspect_get_arch(&root)),
+        hostname: get(h.inspect_get_hostname(&root)),
+        package_format: get(h.inspect_get_package_format(&root)),
+        root_device: root.clone(),
+        mountpoints,
+        bootloader: "unknown".into(),
+        grub_config: None,
+        firmware,
+        partition_table,
+        storage: storage(g),
+        kernels: Vec::new(),
+        network: network_styles(g),
+        hypervisor_tools: hypervisor_tools(g, &root),
+        selinux: None,
+    };
+    for (path, kind) in [
+        ("/boot/grub/grub.cfg", "grub2"),
+        ("/boot/grub2/grub.cfg", "grub2"),
+        ("/boot/efi/EFI/debian/grub.cfg", "grub2"),
+        ("/boot/grub/menu.lst", "grub-legacy"),
+        ("/boot/grub/grub.conf", "grub-legacy"),
+        ("/boot/loader/loader.conf", "systemd-boot"),
+        ("/boot/efi/loader/loader.conf", "systemd-boot"),
+    ] {
+        if g.is_file(path) {
+            insp.bootloader = kind.into();
+            if kind != "systemd-boot" {
+                insp.grub_config = Some(path.into());
+            }
+            break;
+        }
+    }
+    if insp.os_type == "linux" {
+        insp.kernels = kernels(g, scratch)?;
+        insp.selinux = g.read_text("/etc/selinux/config")?.and_then(|t| {
+            t.lines().find_map(|l| l.trim().strip_prefix("SELINUX=").map(|v| v.trim().to_string()))
+        });
+    }
+    Ok(Some(insp))
+}
+
+fn firmware(g: &Guest) -> (String, String) {
+    let h = g.handle();
+    let table = h.part_get_parttype("/dev/sda").unwrap_or_else(|_| "unknown".into());
+    if table != "gpt" {
+        return (table, "bios".into());
+    }
+    let parts = h.part_list("/dev/sda").unwrap_or_default();
+    let types: Vec<String> = parts
+        .iter()
+        .filter_map(|p| h.part_get_gpt_type("/dev/sda", p.part_num).ok())
+        .map(|t| t.to_uppercase())
+        .collect();
+    let uefi = types.iter().any(|t| t == GPT_ESP) && !types.iter().any(|t| t == GPT_BIOS_BOOT);
+    (table, if uefi { "uefi" } else { "bios" }.into())
+}
+
+fn storage(g: &Guest) -> Vec<String> {
+    let h = g.handle();
+    let mut out = Vec::new();
+    if h.lvs().is_ok_and(|l| !l.is_empty()) {
+        out.push("lvm".into());
+    }
+    let fs = h.list_filesystems().unwrap_or_default();
+    if fs.values().any(|t| t == "crypto_LUKS") || fs.keys().any(|d| d.contains("/dev/mapper/luks"))
+    {
+        out.push("luks".into());
+    }
+    if h.list_md_devices().is_ok_and(|m| !m.is_empty()) {
+        out.push("mdraid".into());
+    }
+    out
+}
+
+fn network_styles(g: &Guest) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut add = |cond: bool, name: &str| {
+        if cond {
+            out.push(name.to_string());
+        }
+    };
+    add(g.is_file("/etc/network/interfaces"), "ifupdown");
+    add(!g.glob("/etc/netplan/*.yaml").is_empty(), "netplan");
+    add(!g.glob("/etc/NetworkManager/system-connections/*").is_empty(), "NetworkManager");
+    add(!g.glob("/etc/sysconfig/network-scripts/ifcfg-*").is_empty(), "ifcfg");
+    add(!g.glob("/etc/systemd/network/*.network").is_empty(), "systemd-networkd");
+    add(!g.glob("/etc/sysconfig/network/ifcfg-*").is_empty(), "wicked");
+    out
+}
+
+fn hypervisor_tools(g: &Guest, root: &str) -> Vec<String> {
+    let apps = g.handle().inspect_list_applications2(root).unwrap_or_default();
+    let mut out: Vec<String> = apps
+        .iter()
+        .map(|a| a.app2_name.clone())
+        .filter(|n| {
+            n.starts_with("open-vm-tools")
+                || n.starts_with("vmware-tools")
+                || n.starts_with("hyperv-daemons")
+                || n.starts_with("hyperv-tools")
+                || n.starts_with("virtualbox-guest")
+                || n.starts_with("VBoxGuestAdditions")
+        })
+        .collect();
+    if g.exists("/etc/vmware-tools/locations")
+        && !out.iter().any(|n| n.contains("vm-tools") || n.contains("vmware"))
+    {
+        out.push("vmware-tools (tarball install)".into());
+    }
+    if g.exists("/opt/VBoxGuestAdditions") || !g.glob("/opt/VBoxGuestAdditions-*").is_empty() {
+        out.push("virtualbox-guest-additions (installer)".into());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn kernels(g: &Guest, scratch: &Path) -> Result<Vec<Kernel>> {
+    let mut versions: Vec<String> = g
+        .glob("/lib/modules/*")
+        .iter()
+        .filter_map(|p| p.trim_end_matches('/').rsplit('/').next().map(str::to_string))
+        .collect();
+    versions.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    let mut out = Vec::new();
+    for v in versions {
+        let vmlinuz = [format!("/boot/vmlinuz-{v}"), format!("/boot/vmlinux-{v}")]
+            .into_iter()
+            .find(|p| g.is_file(p));
+        let initramfs = [
+            format!("/boot/initrd.img-{v}"),
+            format!("/boot/initramfs-{v}.img"),
+            format!("/boot/initrd-{v}"),
+        ]
+        .into_iter()
+        .find(|p| g.is_file(p));
+        let builtin_list =
+            g.read_text(&format!("/lib/modules/{v}/modules.builtin"))?.unwrap_or_default();
+        let config = g.read_text(&format!("/boot/config-{v}"))?.unwrap_or_default();
+        let virtio_builtin = builtin_list.lines().any(|l| l.ends_with("/virtio_blk.ko"))
+            || config.lines().any(|l| l.trim() == "CONFIG_VIRTIO_BLK=y");
+        let module =
+            !g.glob(&format!("/lib/modules/{v}/kernel/drivers/block/virtio_blk.ko*")).is_empty();
+        let initramfs_has_virtio_blk = match &initramfs {
+            Some(path) => initramfs_modules(g, path, scratch)
+                .map(|names| initramfs::has_module(&names, "virtio_blk")),
+            None => None,
+        };
+        out.push(Kernel {
+            version: v,
+            vmlinuz,
+            initramfs,
+            virtio_capable: virtio_builtin || module,
+            virtio_builtin,
+            initramfs_has_virtio_blk,
+        });
+    }
+    Ok(out)
+}
+
+/// Lists the initramfs by downloading it to `scratch` (it may be larger than libguestfs's
+/// message limit) and reading it with our own parser.
+fn initramfs_modules(g: &Guest, path: &str, scratch: &Path) -> Option<Vec<String>> {
+    let local = scratch.join(format!(".hyper2kvm-initrd-{}", std::process::id()));
+    let local_str = local.to_str()?;
+    let result = g.handle().download(path, local_str).ok().and_then(|_| std::fs::read(&local).ok());
+    let _ = std::fs::remove_file(&local);
+    match initramfs::list(&result?) {
+        Ok(names) => Some(names),
+        Err(e) => {
+            log::warn!("{path}: {}", e.message());
+            None
+        }
+    }
+}
+
+/// Orders kernel versions numerically (6.1.0-10 after 6.1.0-9).
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_sort_numerically() {
+        let mut v = vec!["6.1.0-10-amd64", "6.1.0-9-amd64", "5.10.0-28-amd64"];
+        v.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+        assert_eq!(v, vec!["5.10.0-28-amd64", "6.1.0-9-amd64", "6.1.0-10-amd64"]);
+    }
+}

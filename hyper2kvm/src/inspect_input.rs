@@ -1,0 +1,82 @@
+//! `inspect` of any input: the guest on a probed disk image, OVA or OVF, read-only.
+//!
+//! The disks are attached through thin qcow2 overlays (in a private directory that is removed
+//! afterwards) whose backing files are our own `json:` descriptions of the sources, so any
+//! format we probe — a disk inside an OVA, a vmfsThin descriptor, a delta chain — is seen by
+//! libguestfs exactly as qemu-img converts it, and nothing can write to a source.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::guest::inspect::{Inspection, inspect};
+use crate::guest::{Guest, GuestDisk, GuestOptions};
+use crate::image::{DiskImage, ImageFormat};
+use crate::probe::{ProbeOptions, Probed, probe};
+use crate::qemu_img::{self, BlockSpec};
+
+/// The result of inspecting an input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InspectReport {
+    /// What the input is.
+    pub input: Probed,
+    /// The operating system found, or `None` for disks without one.
+    pub guest: Option<Inspection>,
+}
+
+/// Removes a directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The disks of a probed input, boot disk first.
+pub fn disks_of(input: &Probed) -> Result<Vec<DiskImage>> {
+    match input {
+        Probed::Disk(d) => Ok(vec![d.clone()]),
+        Probed::Appliance(a) => a
+            .disks
+            .iter()
+            .map(|d| d.image.clone().ok_or_else(|| Error::unsupported(&a.path, format!("disk {:?} cannot be inspected in place (compressed archive or blank disk); convert it first", d.disk_id))))
+            .collect(),
+    }
+}
+
+/// Inspects the guest on `input` without writing to it.
+pub fn inspect_input(
+    input: &Path,
+    probe_opts: &ProbeOptions,
+    guest_opts: &GuestOptions,
+) -> Result<InspectReport> {
+    let probed = probe(input, probe_opts)?;
+    let disks = disks_of(&probed)?;
+    let dir = std::env::temp_dir().join(format!(
+        "hyper2kvm-inspect-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir(&dir)
+        .map_err(|e| Error::io(&dir, "cannot create a scratch directory", e))?;
+    let _cleanup = TempDir(dir.clone());
+    let mut attached = Vec::new();
+    for (i, d) in disks.iter().enumerate() {
+        let overlay = dir.join(format!("disk{i}.qcow2"));
+        let spec = BlockSpec::for_image(d).map_err(|e| {
+            if e.kind() == ErrorKind::Unsupported { e.context("inspection") } else { e }
+        })?;
+        qemu_img::create_overlay(&overlay, &spec, d.virtual_size)?;
+        attached.push(GuestDisk { path: overlay, format: ImageFormat::Qcow2 });
+    }
+    let opts = GuestOptions { writable: false, ..guest_opts.clone() };
+    let g = Guest::open(&attached, &opts)?;
+    let guest = inspect(&g, &dir)?;
+    g.close()?;
+    Ok(InspectReport { input: probed, guest })
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds a Debian 12 test guest set up the way a VMware guest is, and exports it as a
+# stream-optimized VMDK. No loop devices and no mounts of the disk: the root filesystem is made
+# from a folder (`mkfs.ext4 -d`), the disk is a plain file partitioned with sfdisk, and GRUB is
+# put in place with the guest's own grub-mkimage.
+#
+#   tests/guests/debian.sh VARIANT     prints the path of the cached VMDK (building it if needed)
+#
+# VARIANT: bios — MBR, GRUB for BIOS, root on /dev/sda1.
+# What makes it a VMware guest: an initramfs built with MODULES=list holding only IDE/SCSI
+# drivers (no virtio_blk), /etc/fstab and root= naming /dev/sda1, ifupdown configuring ens192
+# with the VMware MAC pinned (hwaddress) and a persistent-net udev rule, open-vm-tools
+# installed. A systemd unit prints a marker line on ttyS0 once userspace is up:
+#   HYPER2KVM-BOOT-OK root=<root device> net=<iface>:<operstate>:<addresses>
+#
+# The result is cached in $HYPER2KVM_GUEST_CACHE (default /var/tmp/hyper2kvm-guests) under a
+# hash of this script and the variant, so CI (a fresh clone) builds it once per machine.
+set -euo pipefail
+variant=${1:-bios}
+case $variant in bios) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${HYPER2KVM_GUEST_CACHE:-/var/tmp/hyper2kvm-guests}
+key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
+dir=$cache/debian12-$variant-$key
+vmdk=$dir/debian12-$variant.vmdk
+mkdir -p "$cache"
+exec 9> "$cache/.lock-$variant"
+flock 9
+if [[ -f $vmdk ]]; then
+  echo "$vmdk"
+  exit 0
+fi
+log() { echo "debian.sh: $*" >&2; }
+work=$(mktemp -d "$cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+tree=$work/tree
+MAC=00:50:56:8a:00:01
+
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\?$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+[[ -n $mirror ]] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+[[ -n $mirror ]] || mirror=http://deb.debian.org/debian
+log "debootstrap bookworm from $mirror"
+debootstrap --variant=minbase \
+  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,ifupdown,iproute2,open-vm-tools,e2fsprogs \
+  bookworm "$tree" "$mirror" >&2
+
+log "configuring it as a VMware guest"
+echo vmware-debian > "$tree/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 vmware-debian\n' > "$tree/etc/hosts"
+cat > "$tree/etc/fstab" <<FSTAB
+# /etc/fstab as a VMware install leaves it: the root by its SCSI device name
+/dev/sda1 / ext4 errors=remount-ro 0 1
+FSTAB
+cat > "$tree/etc/network/interfaces" <<NET
+source /etc/network/interfaces.d/*
+auto lo
+iface lo inet loopback
+
+# vmxnet3 on PCI slot 192
+allow-hotplug ens192
+auto ens192
+iface ens192 inet static
+    address 10.0.2.15/24
+    gateway 10.0.2.2
+    hwaddress ether $MAC
+NET
+cat > "$tree/etc/udev/rules.d/70-persistent-net.rules" <<UDEV
+# PCI device 0x15ad:0x07b0 (vmxnet3)
+SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="$MAC", ATTR{type}=="1", NAME="ens192"
+UDEV
+cat > "$tree/etc/systemd/system/hyper2kvm-marker.service" <<'UNIT'
+[Unit]
+Description=Print a boot marker on the serial console
+After=networking.service systemd-user-sessions.service
+Wants=networking.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'sleep 2; i=$(ls /sys/class/net | grep -v "^lo$" | head -1); echo "HYPER2KVM-BOOT-OK root=$(findmnt -n -o SOURCE /) net=$i:$(cat /sys/class/net/$i/operstate 2>/dev/null):$(ip -o -4 addr show dev $i 2>/dev/null | awk "{print \\$4}" | tr "\\n" ",")" > /dev/ttyS0'
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -sf /etc/systemd/system/hyper2kvm-marker.service "$tree/etc/systemd/system/multi-user.target.wants/hyper2kvm-marker.service"
+ln -sf /lib/systemd/system/serial-getty@.service "$tree/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+chroot "$tree" sh -c 'echo root:hyper2kvm | chpasswd'
+
+log "initramfs with only the drivers a VMware guest boots from (MODULES=list)"
+sed -i 's/^MODULES=.*/MODULES=list/' "$tree/etc/initramfs-tools/initramfs.conf"
+printf 'ata_piix\nata_generic\npata_acpi\nsd_mod\nsr_mod\nvmw_pvscsi\next4\n' > "$tree/etc/initramfs-tools/modules"
+kver=$(ls "$tree/lib/modules" | head -1)
+chroot "$tree" update-initramfs -u -k "$kver" >&2
+if chroot "$tree" sh -c "lsinitramfs /boot/initrd.img-$kver | grep -q '/virtio_blk.ko'"; then
+  log "virtio_blk unexpectedly in the initramfs"; exit 1
+fi
+
+log "disk: MBR, ext4 root from the tree, GRUB for BIOS"
+uuid=$(cat /proc/sys/kernel/random/uuid)
+mkdir -p "$tree/boot/grub"
+cat > "$tree/boot/grub/grub.cfg" <<GRUB
+serial --unit=0 --speed=115200
+terminal_input serial console
+terminal_output serial console
+set timeout=1
+set default=0
+menuentry 'Debian GNU/Linux, with Linux $kver' {
+    search --no-floppy --fs-uuid --set=root $uuid
+    linux /boot/vmlinuz-$kver root=/dev/sda1 ro console=ttyS0,115200 net.ifnames=1
+    initrd /boot/initrd.img-$kver
+}
+GRUB
+chroot "$tree" grub-mkimage -O i386-pc -o /boot/grub/core.img -p "(hd0,msdos1)/boot/grub" \
+  biosdisk part_msdos ext2 search search_fs_uuid normal linux configfile echo serial terminal test
+cp "$tree/boot/grub/core.img" "$work/core.img"
+cp "$tree/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
+mkdir -p "$tree/boot/grub/i386-pc" && cp "$tree"/usr/lib/grub/i386-pc/*.mod "$tree/boot/grub/i386-pc/"
+rm -rf "$tree/var/cache/apt/archives"/*.deb
+disk=$work/disk.raw
+truncate -s 2G "$disk"
+echo 'start=2048, type=83, bootable' | sfdisk -q "$disk"
+truncate -s $((2048 - 1))M "$work/root.ext4"
+mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.ext4"
+dd if="$work/root.ext4" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$work/boot.img" of="$disk" bs=440 count=1 conv=notrunc status=none
+dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+
+log "export as stream-optimized VMDK"
+mkdir -p "$dir.tmp"
+qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic "$disk" "$dir.tmp/debian12-$variant.vmdk"
+echo "$MAC" > "$dir.tmp/mac"
+echo "$kver" > "$dir.tmp/kernel"
+rm -rf "$dir" && mv "$dir.tmp" "$dir"
+echo "$vmdk"
