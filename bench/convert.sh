@@ -57,9 +57,9 @@ for sub in streamOptimized monolithicSparse; do
     rm -f "$out"/*.qcow2
     timed "$q" qemu-img convert -O qcow2 "$in" "$out/bare.qcow2"
     rm -f "$out"/*.qcow2
-    timed "$h" "$H2K" convert "$in" -o "$out" --json
+    timed "$h" "$H2K" convert "$in" -o "$out" --json --no-fix
   done
-  "$H2K" convert "$in" -o "$out" --json --overwrite > "$out/report.json" 2> /dev/null
+  "$H2K" convert "$in" -o "$out" --json --no-fix --overwrite > "$out/report.json" 2> /dev/null
   rss=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_bytes"]["self"] / 1048576)' "$out/report.json")
   qrss=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["peak_rss_bytes"]["children"] / 1048576)' "$out/report.json")
   qw=$(cut -d' ' -f1 "$q" | median) hw=$(cut -d' ' -f1 "$h" | median)

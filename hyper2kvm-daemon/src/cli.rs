@@ -80,4 +80,16 @@ pub struct ConvertArgs {
     /// Do not verify OVA/OVF manifest checksums.
     #[arg(long)]
     pub no_verify: bool,
+    /// Convert only: no guest inspection or fixes.
+    #[arg(long)]
+    pub no_fix: bool,
+    /// Inspect and print the planned changes; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How fstab device names are rewritten.
+    #[arg(long, default_value = "stabilize-all", value_parser = ["stabilize-all", "bypath-only", "noop"])]
+    pub fstab_mode: String,
+    /// Keep FILE.hyper2kvm.bak copies of the files changed in the guest.
+    #[arg(long)]
+    pub backup: bool,
 }

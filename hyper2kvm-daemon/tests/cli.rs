@@ -26,7 +26,7 @@ fn convert_prints_output_lines_and_progress() {
         .arg(&vmdk)
         .arg("-o")
         .arg(&out)
-        .arg("--compress=2")
+        .args(["--compress=2", "--no-fix"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
@@ -44,7 +44,8 @@ fn convert_prints_output_lines_and_progress() {
         .arg(&expected));
 
     // A second run refuses to replace the output unless asked.
-    let again = hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).output().unwrap();
+    let again =
+        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--no-fix").output().unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     let forced = hyper2kvm()
@@ -52,7 +53,7 @@ fn convert_prints_output_lines_and_progress() {
         .arg(&vmdk)
         .arg("-o")
         .arg(&out)
-        .args(["--overwrite", "--format", "raw"])
+        .args(["--overwrite", "--format", "raw", "--no-fix"])
         .output()
         .unwrap();
     assert_eq!(forced.status.code(), Some(0));
@@ -69,7 +70,7 @@ fn convert_json_is_one_document() {
         .arg(&vhd)
         .arg("-o")
         .arg(&out)
-        .args(["--json", "--format", "raw"])
+        .args(["--json", "--format", "raw", "--no-fix"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));

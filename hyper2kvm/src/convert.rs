@@ -12,7 +12,10 @@ use serde::Serialize;
 
 use crate::appliance::{self, Container};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fix::{Change, FixOptions, fix_linux};
 use crate::formats::vhd;
+use crate::guest::inspect::{Inspection, inspect};
+use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress};
@@ -73,6 +76,10 @@ pub struct ConvertOptions {
     pub probe: ProbeOptions,
     /// Parallel coroutines for qemu-img.
     pub coroutines: u8,
+    /// Inspect and fix the guest on the outputs (`None`: convert only).
+    pub fix: Option<FixOptions>,
+    /// How to run the libguestfs appliance.
+    pub guest: GuestOptions,
 }
 
 impl Default for ConvertOptions {
@@ -84,6 +91,8 @@ impl Default for ConvertOptions {
             name: None,
             probe: ProbeOptions::default(),
             coroutines: 8,
+            fix: Some(FixOptions::default()),
+            guest: GuestOptions::default(),
         }
     }
 }
@@ -114,6 +123,12 @@ pub struct ConvertReport {
     pub outputs: Vec<ConvertOutput>,
     /// Wall time in seconds.
     pub duration_seconds: f64,
+    /// What inspection of the converted guest found (absent with fixes off or no OS).
+    pub guest: Option<Inspection>,
+    /// Every change made inside the guest.
+    pub changes: Vec<Change>,
+    /// Things worth knowing that did not stop the conversion.
+    pub warnings: Vec<String>,
 }
 
 /// Replaces anything but `[A-Za-z0-9._-]` and strips leading dots, so a VM name from an OVF
@@ -226,6 +241,35 @@ fn sync_file(path: &Path) -> Result<u64> {
     let f = File::open(path).map_err(|e| Error::io(path, "cannot reopen output", e))?;
     f.sync_all().map_err(|e| Error::io(path, "cannot flush output", e))?;
     Ok(f.metadata().map_err(|e| Error::io(path, "cannot stat output", e))?.len())
+}
+
+/// Inspects and fixes the guest on our converted (not yet renamed) outputs.
+fn fix_outputs(
+    disks: &[GuestDisk],
+    scratch: &Path,
+    fix: &FixOptions,
+    guest_opts: &GuestOptions,
+) -> Result<(Option<Inspection>, Vec<Change>, Vec<String>)> {
+    let g = Guest::open(disks, &GuestOptions { writable: !fix.dry_run, ..guest_opts.clone() })?;
+    let result = (|| {
+        let Some(insp) = inspect(&g, scratch)? else {
+            return Ok((
+                None,
+                Vec::new(),
+                vec!["no operating system found on the disks: converted without fixes".to_string()],
+            ));
+        };
+        if insp.os_type != "linux" {
+            let w = format!("{} guests are converted without fixes for now", insp.os_type);
+            return Ok((Some(insp), Vec::new(), vec![w]));
+        }
+        let changes = fix_linux(&g, &insp, fix, scratch)?;
+        Ok((Some(insp), changes, Vec::new()))
+    })();
+    let closed = g.close();
+    let out = result?;
+    closed?;
+    Ok(out)
 }
 
 /// Converts a chain that contains VHD differencing disks: the first layer qemu can read is
@@ -357,6 +401,20 @@ pub fn convert(
         result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })?;
         done_before += size;
     }
+    let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
+    if let Some(fix) = &opts.fix {
+        if cancel.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
+        }
+        let disks: Vec<GuestDisk> = jobs
+            .iter()
+            .map(|j| GuestDisk { path: j.temp_path.clone(), format: opts.format.image_format() })
+            .collect();
+        progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 0, total: 1 });
+        let (g, c, w) = fix_outputs(&disks, out_dir, fix, &opts.guest)?;
+        (guest, changes, warnings) = (g, c, w);
+        progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
+    }
     let mut outputs = Vec::new();
     for j in &jobs {
         let bytes = sync_file(&j.temp_path)?;
@@ -377,7 +435,14 @@ pub fn convert(
         let _ = d.sync_all();
     }
     cleanup.files.clear();
-    Ok(ConvertReport { input: probed, outputs, duration_seconds: started.elapsed().as_secs_f64() })
+    Ok(ConvertReport {
+        input: probed,
+        outputs,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        guest,
+        changes,
+        warnings,
+    })
 }
 
 #[cfg(test)]

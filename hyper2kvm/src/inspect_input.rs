@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fix::{Change, FixOptions, fix_linux};
 use crate::guest::inspect::{Inspection, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
@@ -23,6 +24,9 @@ pub struct InspectReport {
     pub input: Probed,
     /// The operating system found, or `None` for disks without one.
     pub guest: Option<Inspection>,
+    /// The changes the fixers would make (only for a dry run of a conversion).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned_changes: Vec<Change>,
 }
 
 /// Removes a directory when dropped.
@@ -52,6 +56,17 @@ pub fn inspect_input(
     probe_opts: &ProbeOptions,
     guest_opts: &GuestOptions,
 ) -> Result<InspectReport> {
+    inspect_and_plan(input, probe_opts, guest_opts, None)
+}
+
+/// Inspects the guest on `input` and, with `fix`, lists what the fixers would change (they run
+/// in dry-run mode on read-only overlays).
+pub fn inspect_and_plan(
+    input: &Path,
+    probe_opts: &ProbeOptions,
+    guest_opts: &GuestOptions,
+    fix: Option<&FixOptions>,
+) -> Result<InspectReport> {
     let probed = probe(input, probe_opts)?;
     let disks = disks_of(&probed)?;
     let dir = std::env::temp_dir().join(format!(
@@ -77,6 +92,13 @@ pub fn inspect_input(
     let opts = GuestOptions { writable: false, ..guest_opts.clone() };
     let g = Guest::open(&attached, &opts)?;
     let guest = inspect(&g, &dir)?;
+    let mut planned_changes = Vec::new();
+    if let (Some(fix), Some(insp)) = (fix, &guest)
+        && insp.os_type == "linux"
+    {
+        let plan = FixOptions { dry_run: true, ..fix.clone() };
+        planned_changes = fix_linux(&g, insp, &plan, &dir)?;
+    }
     g.close()?;
-    Ok(InspectReport { input: probed, guest })
+    Ok(InspectReport { input: probed, guest, planned_changes })
 }

@@ -16,6 +16,7 @@
 pub mod appliance;
 pub mod convert;
 pub mod error;
+pub mod fix;
 pub mod formats;
 pub mod guest;
 pub mod image;

@@ -16,6 +16,11 @@ use hyper2kvm::qemu_img::BlockSpec;
 use hyper2kvm::{Appliance, CancelToken, ConvertOptions, ImageFormat, ProbeOptions, Probed};
 use support::*;
 
+/// Conversion only: these images hold no OS to fix.
+fn no_fix() -> ConvertOptions {
+    ConvertOptions { fix: None, ..ConvertOptions::default() }
+}
+
 const CAP1: u64 = 64 << 20;
 const CAP2: u64 = 32 << 20;
 
@@ -92,7 +97,7 @@ fn ova_with_two_disks_converts_in_place() {
     let report = hyper2kvm::convert(
         &ova,
         &out,
-        &ConvertOptions::default(),
+        &no_fix(),
         &mut |_| {
             // While converting, the output directory holds nothing but our partial outputs.
             for e in std::fs::read_dir(&out).unwrap() {
@@ -164,14 +169,8 @@ fn compressed_ovas_are_extracted_only_into_the_output_directory() {
         assert_vmware_hardware(&a);
         assert!(a.disks.iter().all(|d| d.image.is_none()));
         let out = t.path().join(format!("out-{kind}"));
-        let report = hyper2kvm::convert(
-            &packed,
-            &out,
-            &ConvertOptions::default(),
-            &mut |_| {},
-            &CancelToken::new(),
-        )
-        .unwrap();
+        let report =
+            hyper2kvm::convert(&packed, &out, &no_fix(), &mut |_| {}, &CancelToken::new()).unwrap();
         assert_eq!(report.outputs.len(), 2);
         same(&disks[0].1, &report.outputs[0].path);
         same(&disks[1].1, &report.outputs[1].path);
@@ -196,14 +195,8 @@ fn ovf_file_and_directory() {
         assert_eq!(a.disks[0].image.as_ref().unwrap().path, dir.join("web01-disk1.vmdk"));
     }
     let out = t.path().join("out");
-    let report = hyper2kvm::convert(
-        &dir,
-        &out,
-        &ConvertOptions::default(),
-        &mut |_| {},
-        &CancelToken::new(),
-    )
-    .unwrap();
+    let report =
+        hyper2kvm::convert(&dir, &out, &no_fix(), &mut |_| {}, &CancelToken::new()).unwrap();
     same(&disks[0].1, &report.outputs[0].path);
     same(&disks[1].1, &report.outputs[1].path);
 }

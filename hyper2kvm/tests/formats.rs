@@ -63,7 +63,7 @@ fn converts_faithfully(dir: &Path, input: &Path, reference: Reference<'_>) -> Ve
     let mut outs = Vec::new();
     for (format, fmt) in [(TargetFormat::Qcow2, "qcow2"), (TargetFormat::Raw, "raw")] {
         let out_dir = dir.join(format!("out-{fmt}"));
-        let opts = ConvertOptions { format, ..ConvertOptions::default() };
+        let opts = ConvertOptions { format, fix: None, ..ConvertOptions::default() };
         let report = hyper2kvm::convert(input, &out_dir, &opts, &mut |_| {}, &CancelToken::new())
             .unwrap_or_else(|e| panic!("convert {} to {fmt}: {e}", input.display()));
         assert_eq!(report.outputs.len(), 1);

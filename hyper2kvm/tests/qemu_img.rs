@@ -112,7 +112,7 @@ fn library_convert_cancelled_leaves_nothing() {
     let err = hyper2kvm::convert(
         &raw,
         &out,
-        &hyper2kvm::ConvertOptions::default(),
+        &hyper2kvm::ConvertOptions { fix: None, ..Default::default() },
         &mut |_| cancel.cancel(),
         &cancel,
     )

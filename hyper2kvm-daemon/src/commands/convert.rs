@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+use hyper2kvm::fix::{Change, FixOptions};
+use hyper2kvm::guest::GuestOptions;
+use hyper2kvm::inspect_input::inspect_and_plan;
 use hyper2kvm::{CancelToken, ConvertOptions, ProbeOptions, TargetFormat};
 use serde_json::json;
 
@@ -17,12 +20,24 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let fstab_mode = match args.fstab_mode.parse() {
+        Ok(m) => m,
+        Err(e) => {
+            report_error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let fix = FixOptions { fstab_mode, backup: args.backup, ..FixOptions::default() };
+    if args.dry_run {
+        return dry_run(args, &fix);
+    }
     let opts = ConvertOptions {
         format,
         compress: args.compress,
         overwrite: args.overwrite,
         name: args.name.clone(),
         probe: ProbeOptions { cross_check: true, verify_manifest: !args.no_verify },
+        fix: (!args.no_fix).then_some(fix),
         ..ConvertOptions::default()
     };
     let cancel = CancelToken::new();
@@ -38,6 +53,10 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
                     &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": report, "peak_rss_bytes": peak_rss() }),
                 );
             } else {
+                print_changes(&report.changes);
+                for w in &report.warnings {
+                    eprintln!("hyper2kvm: warning: {w}");
+                }
                 for o in &report.outputs {
                     println!("Output: {}", o.path.display());
                 }
@@ -57,6 +76,46 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
                     &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": false, "error": e.to_json() }),
                 );
             }
+            exit_code(&e)
+        }
+    }
+}
+
+/// Prints the changes made in the guest, one per line (on stderr: stdout is for `Output:`).
+fn print_changes(changes: &[Change]) {
+    for c in changes {
+        let detail = match (&c.old, &c.new) {
+            (Some(o), Some(n)) if c.action == "edit" => format!(": {o:?} -> {n:?}"),
+            (Some(o), None) if c.action == "edit" => format!(": removed {o:?}"),
+            (_, Some(n)) if c.action == "skip" => format!(" ({n})"),
+            _ => String::new(),
+        };
+        eprintln!("change: {} {} {}{detail}", c.fixer, c.action, c.file);
+    }
+}
+
+/// `--dry-run`: inspect read-only and print the plan; nothing is written.
+fn dry_run(args: &ConvertArgs, fix: &FixOptions) -> ExitCode {
+    let probe = ProbeOptions { cross_check: true, verify_manifest: !args.no_verify };
+    match inspect_and_plan(
+        &args.input,
+        &probe,
+        &GuestOptions::default(),
+        (!args.no_fix).then_some(fix),
+    ) {
+        Ok(report) => {
+            if args.json {
+                print_json(
+                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "dry_run": true, "plan": report }),
+                );
+            } else {
+                print_changes(&report.planned_changes);
+                println!("dry run: nothing written");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_error(&e);
             exit_code(&e)
         }
     }

@@ -1,0 +1,250 @@
+//! Changing a Linux guest so it boots on KVM: small fixers, each with a plan and a record.
+//!
+//! Every fixer looks at the mounted guest and the [`Inspection`], and returns the [`Change`]s
+//! it makes — file, action, old line, new line. With `dry_run` nothing is written and the list
+//! is the plan. Fixers only ever run on our own converted outputs (or on a throw-away overlay
+//! for a dry run), never on a source.
+
+mod bootloader;
+mod fstab;
+mod initramfs;
+mod network;
+mod tools;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::guest::Guest;
+use crate::guest::inspect::Inspection;
+
+/// How `/etc/fstab` (and crypttab, resume) device names are rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FstabMode {
+    /// Every kernel device name (`/dev/sda1`, `/dev/xvdb`, …) becomes `UUID=` (or `PARTUUID=`).
+    #[default]
+    StabilizeAll,
+    /// Only device paths are touched: each is renamed to what virtio shows (`/dev/vda1`).
+    BypathOnly,
+    /// Leave the files alone.
+    Noop,
+}
+
+impl FromStr for FstabMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<FstabMode> {
+        match s {
+            "stabilize-all" => Ok(FstabMode::StabilizeAll),
+            "bypath-only" => Ok(FstabMode::BypathOnly),
+            "noop" => Ok(FstabMode::Noop),
+            _ => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("fstab_mode must be stabilize-all, bypath-only or noop, not {s:?}"),
+            )),
+        }
+    }
+}
+
+/// What the fixers may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixOptions {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Keep `FILE.hyper2kvm.bak` copies of edited files.
+    pub backup: bool,
+    /// fstab/crypttab/resume rewriting.
+    pub fstab_mode: FstabMode,
+    /// Fix the boot loader configuration.
+    pub update_grub: bool,
+    /// Rebuild initramfs images that lack virtio drivers.
+    pub regen_initramfs: bool,
+    /// Disable VMware Tools, Hyper-V daemons and VirtualBox additions.
+    pub remove_vmware_tools: bool,
+}
+
+impl Default for FixOptions {
+    fn default() -> Self {
+        FixOptions {
+            dry_run: false,
+            backup: false,
+            fstab_mode: FstabMode::StabilizeAll,
+            update_grub: true,
+            regen_initramfs: true,
+            remove_vmware_tools: true,
+        }
+    }
+}
+
+/// One change made (or planned) in the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// The fixer that made it.
+    pub fixer: &'static str,
+    /// `edit`, `create`, `delete`, `run`, `skip`.
+    pub action: &'static str,
+    /// The guest file (or the command, for `run`).
+    pub file: String,
+    /// The old line or content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// The new line or content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+impl Change {
+    fn new(fixer: &'static str, action: &'static str, file: impl Into<String>) -> Change {
+        Change { fixer, action, file: file.into(), old: None, new: None }
+    }
+
+    fn lines(mut self, old: Option<String>, new: Option<String>) -> Change {
+        self.old = old;
+        self.new = new;
+        self
+    }
+}
+
+/// Shared by the fixers: the guest, the options and the log of changes.
+pub(crate) struct Fixer<'a> {
+    pub g: &'a Guest,
+    pub insp: &'a Inspection,
+    pub opts: &'a FixOptions,
+    pub changes: Vec<Change>,
+}
+
+impl Fixer<'_> {
+    /// Rewrites `path` line by line with `edit` (which returns the new line, or `None` to keep
+    /// it, or `Some("")`-free removal via [`LineEdit::Delete`]); records every changed line.
+    pub fn edit_lines(
+        &mut self,
+        fixer: &'static str,
+        path: &str,
+        mut edit: impl FnMut(&str) -> LineEdit,
+    ) -> Result<bool> {
+        let Some(text) = self.g.read_text(path)? else { return Ok(false) };
+        let mut out = String::with_capacity(text.len());
+        let mut changed = false;
+        for line in text.split_inclusive('\n') {
+            let body = line.strip_suffix('\n').unwrap_or(line);
+            match edit(body) {
+                LineEdit::Keep => out.push_str(line),
+                LineEdit::Replace(new) => {
+                    changed = true;
+                    self.changes.push(
+                        Change::new(fixer, "edit", path)
+                            .lines(Some(body.into()), Some(new.clone())),
+                    );
+                    out.push_str(&new);
+                    if line.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                LineEdit::Delete => {
+                    changed = true;
+                    self.changes
+                        .push(Change::new(fixer, "edit", path).lines(Some(body.into()), None));
+                }
+            }
+        }
+        if changed && !self.opts.dry_run {
+            if self.opts.backup {
+                self.g.write(&format!("{path}.hyper2kvm.bak"), text.as_bytes())?;
+            }
+            self.g.write(path, out.as_bytes())?;
+        }
+        Ok(changed)
+    }
+
+    /// Creates (or replaces) a file.
+    pub fn create(&mut self, fixer: &'static str, path: &str, content: &str) -> Result<()> {
+        let old = self.g.read_text(path)?;
+        if old.as_deref() == Some(content) {
+            return Ok(());
+        }
+        self.changes.push(Change::new(fixer, "create", path).lines(old, Some(content.into())));
+        if !self.opts.dry_run {
+            self.g.write(path, content.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a file or symbolic link.
+    pub fn delete(&mut self, fixer: &'static str, path: &str) -> Result<()> {
+        let old = if self.g.handle().is_symlink(path).unwrap_or(false) {
+            self.g.handle().readlink(path).ok().map(|t| format!("-> {t}"))
+        } else {
+            self.g.read_text(path)?
+        };
+        self.changes.push(Change::new(fixer, "delete", path).lines(old, None));
+        if !self.opts.dry_run {
+            if self.opts.backup && self.g.is_file(path) {
+                self.g
+                    .handle()
+                    .cp(path, &format!("{path}.hyper2kvm.bak"))
+                    .map_err(|e| crate::guest::gerr("backup", e))?;
+            }
+            self.g
+                .handle()
+                .rm_f(path)
+                .map_err(|e| crate::guest::gerr(&format!("deleting {path}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Runs a guest program (recorded; skipped in a dry run).
+    pub fn run(&mut self, fixer: &'static str, argv: &[&str]) -> Result<()> {
+        self.changes.push(Change::new(fixer, "run", argv.join(" ")));
+        if !self.opts.dry_run {
+            self.g.command(argv)?;
+        }
+        Ok(())
+    }
+
+    /// Records a decision not to act.
+    pub fn skip(&mut self, fixer: &'static str, what: &str, why: &str) {
+        self.changes.push(Change::new(fixer, "skip", what).lines(None, Some(why.into())));
+    }
+}
+
+/// What an editor does with one line.
+pub(crate) enum LineEdit {
+    Keep,
+    Replace(String),
+    Delete,
+}
+
+/// Applies (or plans) every Linux fix; returns the changes in order. `scratch` is a host
+/// directory for files read out of the guest (the output directory).
+pub fn fix_linux(
+    g: &Guest,
+    insp: &Inspection,
+    opts: &FixOptions,
+    scratch: &Path,
+) -> Result<Vec<Change>> {
+    if insp.os_type != "linux" {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("no fixes for {} guests yet", insp.os_type),
+        ));
+    }
+    let mut f = Fixer { g, insp, opts, changes: Vec::new() };
+    fstab::fix(&mut f)?;
+    if opts.update_grub {
+        bootloader::fix(&mut f)?;
+    }
+    network::fix(&mut f)?;
+    if opts.remove_vmware_tools {
+        tools::fix(&mut f)?;
+    }
+    // Last: the initramfs must be built from the fixed fstab/resume configuration.
+    if opts.regen_initramfs {
+        initramfs::fix(&mut f, scratch)?;
+    }
+    if insp.selinux.as_deref() == Some("enforcing") {
+        f.create("selinux", "/.autorelabel", "")?;
+    }
+    Ok(f.changes)
+}
