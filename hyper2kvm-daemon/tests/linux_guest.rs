@@ -1,0 +1,174 @@
+//! A real Debian 12 guest set up as on VMware (tests/guests/debian.sh: initramfs without
+//! virtio_blk, fstab and root= on /dev/sda1, ifupdown on ens192 pinned to the VMware MAC,
+//! open-vm-tools) is inspected, converted and booted under TCG:
+//! (a) unconverted on virtio-blk it does not reach its boot marker;
+//! (b) converted by `hyper2kvm convert` it boots on virtio-blk and virtio-net to the marker,
+//!     with its root on /dev/vda1 and ens192 up with its static address;
+//! (c) the JSON output lists each change; (d) the source VMDK is unchanged.
+//! The guest is built once per machine and cached in /var/tmp (see the script).
+//! Boot tests are named `boot_*` so they can be chosen: `cargo nextest run -E 'test(/boot_/)'`.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../tests/support/boot.rs"]
+mod boot;
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use boot::{Bus, boot, tail};
+use support::*;
+
+const MARKER: &str = "HYPER2KVM-BOOT-OK";
+const GIVE_UP: &[&str] = &["Gave up waiting for root", "ALERT!", "Kernel panic"];
+
+fn guest(variant: &str) -> (PathBuf, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests/debian.sh");
+    let out = Command::new(script).arg(variant).output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the test guest failed:\n{}",
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    );
+    let vmdk = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let mac =
+        std::fs::read_to_string(vmdk.parent().unwrap().join("mac")).unwrap().trim().to_string();
+    (vmdk, mac)
+}
+
+fn hyper2kvm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));
+    // These machines' /dev/kvm cannot run a Linux guest: libguestfs must use TCG.
+    c.env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+    c
+}
+
+#[test]
+fn boot_unconverted_guest_fails_on_virtio() {
+    let (vmdk, mac) = guest("bios");
+    // The guest itself is sound: on the IDE controller its initramfs knows, it boots.
+    let ide = boot(&vmdk, "vmdk", Bus::Ide, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
+    let line = ide.marker.unwrap_or_else(|| {
+        panic!("the unconverted guest must boot on IDE:\n{}", tail(&ide.console, 20))
+    });
+    assert!(line.contains("root=/dev/sda1"), "{line} after {:.0} s", ide.seconds);
+    let r = boot(&vmdk, "vmdk", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
+    assert!(
+        r.marker.is_none(),
+        "the unconverted guest must not boot from virtio-blk, yet:\n{}",
+        tail(&r.console, 20)
+    );
+    assert!(
+        GIVE_UP.iter().any(|g| r.console.contains(g)),
+        "expected the initramfs to give up on its root:\n{}",
+        tail(&r.console, 20)
+    );
+}
+
+#[test]
+fn inspect_reports_the_vmware_guest() {
+    let (vmdk, _) = guest("bios");
+    let o = hyper2kvm().args(["inspect", "--json"]).arg(&vmdk).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["inputs"][0]["result"]["guest"];
+    assert_eq!(g["os_type"], "linux");
+    assert_eq!(g["distro"], "debian");
+    assert!(g["version"].as_str().unwrap().starts_with("12."), "{g}");
+    assert_eq!(g["arch"], "x86_64");
+    assert_eq!(g["hostname"], "vmware-debian");
+    assert_eq!(g["package_format"], "deb");
+    assert_eq!(g["bootloader"], "grub2");
+    assert_eq!(g["firmware"], "bios");
+    assert_eq!(g["accel"], "tcg");
+    assert_eq!(g["network"], serde_json::json!(["ifupdown"]));
+    assert_eq!(g["hypervisor_tools"], serde_json::json!(["open-vm-tools"]));
+    let k = &g["kernels"][0];
+    assert_eq!(k["virtio_capable"], true);
+    assert_eq!(
+        k["initramfs_has_virtio_blk"], false,
+        "the VMware-style initramfs lacks virtio_blk: {k}"
+    );
+}
+
+#[test]
+fn boot_converted_guest_on_virtio() {
+    let (vmdk, mac) = guest("bios");
+    let before = sha256_hex(&vmdk);
+    let t = scratch();
+    let out = t.path().join("out");
+    let o =
+        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+
+    // (c) every change is listed, with the file and the old and new lines.
+    let changes = v["report"]["changes"].as_array().unwrap();
+    let has = |fixer: &str, action: &str, file: &str| {
+        changes.iter().any(|c| {
+            c["fixer"] == fixer
+                && c["action"] == action
+                && c["file"].as_str().unwrap().contains(file)
+        })
+    };
+    let fstab = changes.iter().find(|c| c["fixer"] == "fstab").expect("fstab change");
+    assert_eq!(fstab["old"], "/dev/sda1 / ext4 errors=remount-ro 0 1");
+    assert!(fstab["new"].as_str().unwrap().starts_with("UUID="), "{fstab}");
+    assert!(has("bootloader", "edit", "/boot/grub/grub.cfg"));
+    assert!(has("network", "delete", "70-persistent-net.rules"));
+    assert!(has("network", "create", "10-hyper2kvm-ens192.link"));
+    assert!(has("tools", "delete", "open-vm-tools.service"));
+    assert!(has("initramfs", "run", "update-initramfs"));
+    assert_eq!(v["report"]["guest"]["distro"], "debian");
+
+    // (d) the source is untouched.
+    assert_eq!(sha256_hex(&vmdk), before);
+
+    // (b) it boots on virtio-blk and virtio-net, and its network configuration applies.
+    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
+    let line = r.marker.unwrap_or_else(|| {
+        panic!("converted guest did not reach the marker:\n{}", tail(&r.console, 30))
+    });
+    assert!(line.contains("root=/dev/vda1"), "{line}");
+    assert!(line.contains("net=ens192:up:10.0.2.15/24"), "{line}");
+}
+
+#[test]
+fn disks_without_an_os_give_a_clear_result() {
+    let t = scratch();
+    let blank = t.path().join("blank.qcow2");
+    qemu_create(&blank, "qcow2", None, "64M");
+    // A data disk: an ext4 filesystem with files but no operating system.
+    let tree = t.path().join("tree");
+    std::fs::create_dir_all(tree.join("projects")).unwrap();
+    std::fs::write(tree.join("projects/readme.txt"), "data").unwrap();
+    let data = t.path().join("data.img");
+    sh(Command::new("truncate").args(["-s", "64M"]).arg(&data));
+    sh(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&data));
+    // A corrupted filesystem: an ext4 whose superblock is zeroed.
+    let broken = t.path().join("broken.img");
+    std::fs::copy(&data, &broken).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&broken).unwrap();
+        f.write_all_at(&[0u8; 2048], 0).unwrap();
+    }
+    for disk in [&blank, &data, &broken] {
+        let o = hyper2kvm().args(["inspect", "--json"]).arg(disk).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}: {}",
+            disk.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["inputs"][0]["result"]["guest"].is_null(), "{}: {v}", disk.display());
+        let human = hyper2kvm().arg("inspect").arg(disk).output().unwrap();
+        assert!(String::from_utf8_lossy(&human.stdout).contains("no operating system found"));
+    }
+}
