@@ -172,3 +172,56 @@ fn disks_without_an_os_give_a_clear_result() {
         assert!(String::from_utf8_lossy(&human.stdout).contains("no operating system found"));
     }
 }
+
+#[test]
+fn boot_guest_whose_initramfs_has_virtio_skips_the_rebuild() {
+    let (vmdk, mac) = guest("virtio");
+    let t = scratch();
+    let out = t.path().join("out");
+    let o =
+        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changes = v["report"]["changes"].as_array().unwrap();
+    let initramfs: Vec<&serde_json::Value> =
+        changes.iter().filter(|c| c["fixer"] == "initramfs").collect();
+    assert_eq!(initramfs.len(), 1, "{initramfs:?}");
+    assert_eq!(initramfs[0]["action"], "skip");
+    assert_eq!(initramfs[0]["new"], "the initramfs already holds virtio_blk");
+    assert_eq!(v["report"]["guest"]["kernels"][0]["initramfs_has_virtio_blk"], true);
+    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
+    let line =
+        r.marker.unwrap_or_else(|| panic!("did not reach the marker:\n{}", tail(&r.console, 30)));
+    assert!(
+        line.contains("root=/dev/vda1") && line.contains("net=ens192:up:10.0.2.15/24"),
+        "{line}"
+    );
+}
+
+#[test]
+fn dry_run_plans_without_writing() {
+    let (vmdk, _) = guest("bios");
+    let before = sha256_hex(&vmdk);
+    let t = scratch();
+    let out = t.path().join("out");
+    let o = hyper2kvm()
+        .arg("convert")
+        .arg(&vmdk)
+        .arg("-o")
+        .arg(&out)
+        .args(["--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["dry_run"], true);
+    let plan = v["plan"]["planned_changes"].as_array().unwrap();
+    assert!(
+        plan.iter()
+            .any(|c| c["fixer"] == "fstab" && c["old"] == "/dev/sda1 / ext4 errors=remount-ro 0 1")
+    );
+    assert!(plan.iter().any(|c| c["fixer"] == "initramfs" && c["action"] == "run"));
+    assert!(!out.exists(), "a dry run writes nothing");
+    assert_eq!(sha256_hex(&vmdk), before);
+}
