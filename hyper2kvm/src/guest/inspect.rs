@@ -239,7 +239,7 @@ fn kernels(g: &Guest, scratch: &Path) -> Result<Vec<Kernel>> {
         .iter()
         .filter_map(|p| p.trim_end_matches('/').rsplit('/').next().map(str::to_string))
         .collect();
-    versions.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    versions.sort_by_key(|v| version_key(v));
     let mut out = Vec::new();
     for v in versions {
         let vmlinuz = [format!("/boot/vmlinuz-{v}"), format!("/boot/vmlinux-{v}")]
@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn kernel_versions_sort_numerically() {
         let mut v = vec!["6.1.0-10-amd64", "6.1.0-9-amd64", "5.10.0-28-amd64"];
-        v.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+        v.sort_by_key(|x| version_key(x));
         assert_eq!(v, vec!["5.10.0-28-amd64", "6.1.0-9-amd64", "6.1.0-10-amd64"]);
     }
 }
