@@ -1,7 +1,7 @@
 # hyper2kvm — the two commands of the README:
 #   make demo   set up, build, and run the main job end to end on the built-in sample
 #   make test   set up, build, and run every test (Rust, C ABI, Python, header, lints)
-# Other targets: setup, build, lint, bench.
+# Other targets: setup, build, lint, bench (conversion vs qemu-img, whole job vs virt-v2v).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -49,3 +49,4 @@ lint: setup
 
 bench: build
 	bench/convert.sh
+	bench/v2v.sh

@@ -31,6 +31,7 @@ apt_install qemu-system-x86
 apt_install \
   qemu-utils libguestfs-tools libguestfs-dev linux-image-cloud-amd64 supermin \
   debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients \
+  virt-v2v nbdkit libnbd-bin \
   util-linux coreutils xz-utils gzip tar bc \
   gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates
 
