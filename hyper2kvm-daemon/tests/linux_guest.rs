@@ -225,3 +225,31 @@ fn dry_run_plans_without_writing() {
     assert!(!out.exists(), "a dry run writes nothing");
     assert_eq!(sha256_hex(&vmdk), before);
 }
+
+#[test]
+fn boot_uefi_guest_converted_with_ovmf() {
+    let (vmdk, mac) = guest("uefi");
+    let t = scratch();
+    let out = t.path().join("out");
+    let o =
+        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["report"]["guest"];
+    assert_eq!(g["firmware"], "uefi", "GPT with an ESP and no BIOS boot partition: {g}");
+    assert_eq!(g["partition_table"], "gpt");
+    assert_eq!(g["mountpoints"]["/boot/efi"], "/dev/sda1");
+    let changes = v["report"]["changes"].as_array().unwrap();
+    let fstab: Vec<&serde_json::Value> = changes.iter().filter(|c| c["fixer"] == "fstab").collect();
+    assert_eq!(fstab.len(), 2, "root and ESP lines: {fstab:?}");
+    assert!(fstab.iter().all(|c| c["new"].as_str().unwrap().starts_with("UUID=")));
+    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let r = boot(&qcow2, "qcow2", Bus::VirtioUefi, &mac, MARKER, GIVE_UP, Duration::from_secs(300));
+    let line = r.marker.unwrap_or_else(|| {
+        panic!("UEFI guest did not reach the marker:\n{}", tail(&r.console, 30))
+    });
+    assert!(
+        line.contains("root=/dev/vda2") && line.contains("net=ens192:up:10.0.2.15/24"),
+        "{line}"
+    );
+}

@@ -9,6 +9,9 @@
 # VARIANT: bios   — MBR, GRUB for BIOS, root on /dev/sda1.
 #          virtio — the same, but the initramfs already holds the virtio drivers (a guest that
 #                   was prepared for KVM before export: the rebuild must be skipped).
+#          uefi   — GPT with an EFI system partition (/dev/sda1, vfat, /boot/efi) and the root
+#                   on /dev/sda2; GRUB for x86_64-efi as the removable-media loader
+#                   \EFI\BOOT\BOOTX64.EFI, booted with OVMF.
 # What makes it a VMware guest: an initramfs built with MODULES=list holding only IDE/SCSI
 # drivers (no virtio_blk), /etc/fstab and root= naming /dev/sda1, ifupdown configuring ens192
 # with the VMware MAC pinned (hwaddress) and a persistent-net udev rule, open-vm-tools
@@ -19,7 +22,7 @@
 # hash of this script and the variant, so CI (a fresh clone) builds it once per machine.
 set -euo pipefail
 variant=${1:-bios}
-case $variant in bios | virtio) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
+case $variant in bios | virtio | uefi) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HYPER2KVM_GUEST_CACHE:-/var/tmp/hyper2kvm-guests}
 key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
@@ -43,16 +46,23 @@ mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\?$/\1/p' /etc/apt/sources.list.
 [[ -n $mirror ]] || mirror=http://deb.debian.org/debian
 log "debootstrap bookworm from $mirror"
 debootstrap --variant=minbase \
-  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,ifupdown,iproute2,open-vm-tools,e2fsprogs \
+  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,grub-efi-amd64-bin,ifupdown,iproute2,open-vm-tools,e2fsprogs \
   bookworm "$tree" "$mirror" >&2
 
 log "configuring it as a VMware guest"
 echo vmware-debian > "$tree/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 vmware-debian\n' > "$tree/etc/hosts"
+rootdev=/dev/sda1
+[[ $variant == uefi ]] && rootdev=/dev/sda2
 cat > "$tree/etc/fstab" <<FSTAB
-# /etc/fstab as a VMware install leaves it: the root by its SCSI device name
-/dev/sda1 / ext4 errors=remount-ro 0 1
+# /etc/fstab as a VMware install leaves it: filesystems by their SCSI device names
+$rootdev / ext4 errors=remount-ro 0 1
 FSTAB
+if [[ $variant == uefi ]]; then
+  echo "/dev/sda1 /boot/efi vfat umask=0077 0 1" >> "$tree/etc/fstab"
+  mkdir -p "$tree/boot/efi"
+  printf 'vfat\nnls_cp437\nnls_ascii\n' > "$work/extra-modules"
+fi
 cat > "$tree/etc/network/interfaces" <<NET
 source /etc/network/interfaces.d/*
 auto lo
@@ -90,6 +100,7 @@ chroot "$tree" sh -c 'echo root:hyper2kvm | chpasswd'
 log "initramfs with only the drivers a VMware guest boots from (MODULES=list)"
 sed -i 's/^MODULES=.*/MODULES=list/' "$tree/etc/initramfs-tools/initramfs.conf"
 printf 'ata_piix\nata_generic\npata_acpi\nsd_mod\nsr_mod\nvmw_pvscsi\next4\n' > "$tree/etc/initramfs-tools/modules"
+[[ -f $work/extra-modules ]] && cat "$work/extra-modules" >> "$tree/etc/initramfs-tools/modules"
 want=absent
 if [[ $variant == virtio ]]; then
   printf 'virtio_pci\nvirtio_blk\nvirtio_scsi\nvirtio_net\n' >> "$tree/etc/initramfs-tools/modules"
@@ -101,7 +112,7 @@ have=absent
 chroot "$tree" sh -c "lsinitramfs /boot/initrd.img-$kver | grep -q '/virtio_blk.ko'" && have=present
 [[ $have == "$want" ]] || { log "virtio_blk is $have in the initramfs, wanted $want"; exit 1; }
 
-log "disk: MBR, ext4 root from the tree, GRUB for BIOS"
+log "disk: partitions, ext4 root from the tree, GRUB"
 uuid=$(cat /proc/sys/kernel/random/uuid)
 mkdir -p "$tree/boot/grub"
 cat > "$tree/boot/grub/grub.cfg" <<GRUB
@@ -112,24 +123,40 @@ set timeout=1
 set default=0
 menuentry 'Debian GNU/Linux, with Linux $kver' {
     search --no-floppy --fs-uuid --set=root $uuid
-    linux /boot/vmlinuz-$kver root=/dev/sda1 ro console=ttyS0,115200 net.ifnames=1
+    linux /boot/vmlinuz-$kver root=$rootdev ro console=ttyS0,115200 net.ifnames=1
     initrd /boot/initrd.img-$kver
 }
 GRUB
-chroot "$tree" grub-mkimage -O i386-pc -o /boot/grub/core.img -p "(hd0,msdos1)/boot/grub" \
-  biosdisk part_msdos ext2 search search_fs_uuid normal linux configfile echo serial terminal test
-cp "$tree/boot/grub/core.img" "$work/core.img"
-cp "$tree/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
-mkdir -p "$tree/boot/grub/i386-pc" && cp "$tree"/usr/lib/grub/i386-pc/*.mod "$tree/boot/grub/i386-pc/"
-rm -rf "$tree/var/cache/apt/archives"/*.deb
 disk=$work/disk.raw
 truncate -s 2G "$disk"
-echo 'start=2048, type=83, bootable' | sfdisk -q "$disk"
-truncate -s $((2048 - 1))M "$work/root.ext4"
-mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.ext4"
-dd if="$work/root.ext4" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$work/boot.img" of="$disk" bs=440 count=1 conv=notrunc status=none
-dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+if [[ $variant == uefi ]]; then
+  chroot "$tree" grub-mkimage -O x86_64-efi -o /boot/grub/bootx64.efi -p "(hd0,gpt2)/boot/grub" \
+    part_gpt ext2 fat search search_fs_uuid normal linux configfile echo serial terminal test efi_gop all_video
+  mv "$tree/boot/grub/bootx64.efi" "$work/bootx64.efi"
+  mkdir -p "$tree/boot/grub/x86_64-efi" && cp "$tree"/usr/lib/grub/x86_64-efi/*.mod "$tree/boot/grub/x86_64-efi/"
+  rm -rf "$tree/var/cache/apt/archives"/*.deb
+  printf 'label: gpt\nstart=2048, size=100MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=206848, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$disk"
+  mkfs.vfat -C -n ESP "$work/esp.img" $((100 * 1024)) >&2
+  mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT
+  mcopy -i "$work/esp.img" "$work/bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+  dd if="$work/esp.img" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+  truncate -s $((2048 - 101 - 1))M "$work/root.ext4"
+  mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.ext4"
+  dd if="$work/root.ext4" of="$disk" bs=1M seek=101 conv=notrunc,sparse status=none
+else
+  chroot "$tree" grub-mkimage -O i386-pc -o /boot/grub/core.img -p "(hd0,msdos1)/boot/grub" \
+    biosdisk part_msdos ext2 search search_fs_uuid normal linux configfile echo serial terminal test
+  cp "$tree/boot/grub/core.img" "$work/core.img"
+  cp "$tree/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
+  mkdir -p "$tree/boot/grub/i386-pc" && cp "$tree"/usr/lib/grub/i386-pc/*.mod "$tree/boot/grub/i386-pc/"
+  rm -rf "$tree/var/cache/apt/archives"/*.deb
+  echo 'start=2048, type=83, bootable' | sfdisk -q "$disk"
+  truncate -s $((2048 - 1))M "$work/root.ext4"
+  mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.ext4"
+  dd if="$work/root.ext4" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+  dd if="$work/boot.img" of="$disk" bs=440 count=1 conv=notrunc status=none
+  dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+fi
 
 log "export as stream-optimized VMDK"
 mkdir -p "$dir.tmp"

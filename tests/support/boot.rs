@@ -33,7 +33,13 @@ pub enum Bus {
     Ide,
     /// virtio-blk on q35, with a virtio-net NIC carrying `mac`.
     Virtio,
+    /// The same with UEFI firmware (OVMF; a fresh copy of its variable store per boot).
+    VirtioUefi,
 }
+
+/// OVMF firmware code and variable-store template, as Debian's `ovmf` installs them.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Boots `image` (opened with `snapshot=on`: never written) and waits for a console line
 /// containing `marker`, for `give_up` (a line that proves failure), or for `limit`.
@@ -62,7 +68,7 @@ pub fn boot(
     let drive = format!("file={},format={format},snapshot=on", image.display());
     match bus {
         Bus::Ide => cmd.args(["-machine", "pc,accel=tcg", "-drive", &format!("{drive},if=ide")]),
-        Bus::Virtio => cmd.args([
+        Bus::Virtio | Bus::VirtioUefi => cmd.args([
             "-machine",
             "q35,accel=tcg",
             "-drive",
@@ -73,6 +79,12 @@ pub fn boot(
             &format!("virtio-net-pci,netdev=n0,mac={mac}"),
         ]),
     };
+    let vars = image.with_extension("ovmf-vars.fd");
+    if let Bus::VirtioUefi = bus {
+        std::fs::copy(OVMF_VARS, &vars).expect("OVMF variable store template");
+        cmd.args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")]);
+        cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+    }
     let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
