@@ -1,6 +1,11 @@
 //! A small stderr logger for the `log` facade.
 
+use std::sync::OnceLock;
+use std::time::Instant;
+
 use log::{Level, LevelFilter, Log, Metadata, Record};
+
+static START: OnceLock<Instant> = OnceLock::new();
 
 struct StderrLogger;
 
@@ -18,7 +23,12 @@ impl Log for StderrLogger {
                 Level::Debug => "debug",
                 Level::Trace => "trace",
             };
-            eprintln!("hyper2kvm: {level}: {}", r.args());
+            let t = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+            if log::max_level() >= LevelFilter::Info {
+                eprintln!("hyper2kvm: [{t:7.1}s] {level}: {}", r.args());
+            } else {
+                eprintln!("hyper2kvm: {level}: {}", r.args());
+            }
         }
     }
 
@@ -29,6 +39,7 @@ static LOGGER: StderrLogger = StderrLogger;
 
 /// Installs the logger with a level from the `-v` count.
 pub fn init(verbosity: u8) {
+    START.get_or_init(Instant::now);
     let level = match verbosity {
         0 => LevelFilter::Warn,
         1 => LevelFilter::Info,

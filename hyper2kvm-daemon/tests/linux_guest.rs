@@ -253,3 +253,33 @@ fn boot_uefi_guest_converted_with_ovmf() {
         "{line}"
     );
 }
+
+#[test]
+fn boot_lvm_root_guest_converted() {
+    let (vmdk, mac) = guest("lvm");
+    let t = scratch();
+    let out = t.path().join("out");
+    let o =
+        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let g = &v["report"]["guest"];
+    assert_eq!(g["storage"], serde_json::json!(["lvm"]), "{g}");
+    let changes = v["report"]["changes"].as_array().unwrap();
+    // The root is named by device mapper, which virtio does not change: fstab stays as it is.
+    assert!(!changes.iter().any(|c| c["fixer"] == "fstab" && c["action"] == "edit"), "{changes:?}");
+    let modules = changes
+        .iter()
+        .find(|c| c["fixer"] == "initramfs" && c["action"] == "create")
+        .expect("modules list");
+    assert!(modules["new"].as_str().unwrap().contains("dm_mod"));
+    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(300));
+    let line = r
+        .marker
+        .unwrap_or_else(|| panic!("LVM guest did not reach the marker:\n{}", tail(&r.console, 30)));
+    assert!(
+        line.contains("root=/dev/mapper/vg0-root") && line.contains("net=ens192:up:10.0.2.15/24"),
+        "{line}"
+    );
+}

@@ -411,7 +411,9 @@ pub fn convert(
             .map(|j| GuestDisk { path: j.temp_path.clone(), format: opts.format.image_format() })
             .collect();
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 0, total: 1 });
+        log::info!("converted; inspecting and fixing the guest");
         let (g, c, w) = fix_outputs(&disks, out_dir, fix, &opts.guest)?;
+        log::info!("guest fixed ({} changes)", c.len());
         (guest, changes, warnings) = (g, c, w);
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
     }

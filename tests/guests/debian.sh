@@ -9,6 +9,8 @@
 # VARIANT: bios   — MBR, GRUB for BIOS, root on /dev/sda1.
 #          virtio — the same, but the initramfs already holds the virtio drivers (a guest that
 #                   was prepared for KVM before export: the rebuild must be skipped).
+#          lvm    — MBR, one partition holding an LVM volume group vg0 with the root on
+#                   vg0/root; the disk is assembled by libguestfs (guestfish), not by hand.
 #          uefi   — GPT with an EFI system partition (/dev/sda1, vfat, /boot/efi) and the root
 #                   on /dev/sda2; GRUB for x86_64-efi as the removable-media loader
 #                   \EFI\BOOT\BOOTX64.EFI, booted with OVMF.
@@ -22,7 +24,7 @@
 # hash of this script and the variant, so CI (a fresh clone) builds it once per machine.
 set -euo pipefail
 variant=${1:-bios}
-case $variant in bios | virtio | uefi) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
+case $variant in bios | virtio | uefi | lvm) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HYPER2KVM_GUEST_CACHE:-/var/tmp/hyper2kvm-guests}
 key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
@@ -46,7 +48,7 @@ mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\?$/\1/p' /etc/apt/sources.list.
 [[ -n $mirror ]] || mirror=http://deb.debian.org/debian
 log "debootstrap bookworm from $mirror"
 debootstrap --variant=minbase \
-  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,grub-efi-amd64-bin,ifupdown,iproute2,open-vm-tools,e2fsprogs \
+  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,grub-efi-amd64-bin,lvm2,ifupdown,iproute2,open-vm-tools,e2fsprogs \
   bookworm "$tree" "$mirror" >&2
 
 log "configuring it as a VMware guest"
@@ -54,6 +56,7 @@ echo vmware-debian > "$tree/etc/hostname"
 printf '127.0.0.1 localhost\n127.0.1.1 vmware-debian\n' > "$tree/etc/hosts"
 rootdev=/dev/sda1
 [[ $variant == uefi ]] && rootdev=/dev/sda2
+[[ $variant == lvm ]] && rootdev=/dev/mapper/vg0-root
 cat > "$tree/etc/fstab" <<FSTAB
 # /etc/fstab as a VMware install leaves it: filesystems by their SCSI device names
 $rootdev / ext4 errors=remount-ro 0 1
@@ -100,6 +103,7 @@ chroot "$tree" sh -c 'echo root:hyper2kvm | chpasswd'
 log "initramfs with only the drivers a VMware guest boots from (MODULES=list)"
 sed -i 's/^MODULES=.*/MODULES=list/' "$tree/etc/initramfs-tools/initramfs.conf"
 printf 'ata_piix\nata_generic\npata_acpi\nsd_mod\nsr_mod\nvmw_pvscsi\next4\n' > "$tree/etc/initramfs-tools/modules"
+[[ $variant == lvm ]] && printf 'dm_mod\n' > "$work/extra-modules"
 [[ -f $work/extra-modules ]] && cat "$work/extra-modules" >> "$tree/etc/initramfs-tools/modules"
 want=absent
 if [[ $variant == virtio ]]; then
@@ -129,7 +133,31 @@ menuentry 'Debian GNU/Linux, with Linux $kver' {
 GRUB
 disk=$work/disk.raw
 truncate -s 2G "$disk"
-if [[ $variant == uefi ]]; then
+if [[ $variant == lvm ]]; then
+  chroot "$tree" grub-mkimage -O i386-pc -o /boot/grub/core.img -p "(lvm/vg0-root)/boot/grub" \
+    biosdisk part_msdos lvm ext2 search search_fs_uuid normal linux configfile echo serial terminal test
+  cp "$tree/boot/grub/core.img" "$work/core.img"
+  cp "$tree/usr/lib/grub/i386-pc/boot.img" "$work/boot.img"
+  mkdir -p "$tree/boot/grub/i386-pc" && cp "$tree"/usr/lib/grub/i386-pc/*.mod "$tree/boot/grub/i386-pc/"
+  rm -rf "$tree/var/cache/apt/archives"/*.deb
+  tar -C "$tree" --numeric-owner -cf "$work/tree.tar" .
+  LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg guestfish -a "$disk" >&2 <<FISH
+run
+part-init /dev/sda mbr
+part-add /dev/sda p 2048 -1
+part-set-bootable /dev/sda 1 true
+pvcreate /dev/sda1
+vgcreate vg0 /dev/sda1
+lvcreate root vg0 1900
+mkfs ext4 /dev/vg0/root
+set-uuid /dev/vg0/root $uuid
+mount /dev/vg0/root /
+tar-in $work/tree.tar /
+umount-all
+FISH
+  dd if="$work/boot.img" of="$disk" bs=440 count=1 conv=notrunc status=none
+  dd if="$work/core.img" of="$disk" bs=512 seek=1 conv=notrunc status=none
+elif [[ $variant == uefi ]]; then
   chroot "$tree" grub-mkimage -O x86_64-efi -o /boot/grub/bootx64.efi -p "(hd0,gpt2)/boot/grub" \
     part_gpt ext2 fat search search_fs_uuid normal linux configfile echo serial terminal test efi_gop all_video
   mv "$tree/boot/grub/bootx64.efi" "$work/bootx64.efi"
@@ -164,4 +192,8 @@ qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized,adapter_type=lsi
 echo "$MAC" > "$dir.tmp/mac"
 echo "$kver" > "$dir.tmp/kernel"
 rm -rf "$dir" && mv "$dir.tmp" "$dir"
+# Older builds of this variant (from earlier versions of this script) are of no further use.
+for old in "$cache"/debian12-"$variant"-*; do
+  [[ $old == "$dir" ]] || rm -rf "$old"
+done
 echo "$vmdk"

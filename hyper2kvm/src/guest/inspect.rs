@@ -148,8 +148,10 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
             break;
         }
     }
+    log::info!("found {} {} {}", insp.os_type, insp.distro, insp.version);
     if insp.os_type == "linux" {
         insp.kernels = kernels(g, scratch)?;
+        log::info!("read {} kernel(s) and their initramfs", insp.kernels.len());
         insp.selinux = g.read_text("/etc/selinux/config")?.and_then(|t| {
             t.lines().find_map(|l| l.trim().strip_prefix("SELINUX=").map(|v| v.trim().to_string()))
         });

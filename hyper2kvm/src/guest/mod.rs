@@ -76,6 +76,10 @@ impl Guest {
         if opts.verbose {
             let _ = handle.set_verbose(true);
         }
+        // Two vCPUs: the guest's own tools (update-initramfs, dracut) run many processes, and
+        // under TCG each vCPU is a host thread.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4) as i32;
+        let _ = handle.set_smp(cpus);
         for d in disks {
             let path =
                 d.path.to_str().ok_or_else(|| Error::invalid(&d.path, "path is not UTF-8"))?;
@@ -90,6 +94,7 @@ impl Guest {
         }
         log::info!("starting the libguestfs appliance ({accel:?})");
         handle.launch().map_err(|e| gerr("cannot start the libguestfs appliance", e))?;
+        log::info!("appliance running");
         Ok(Guest { handle, accel, disks: disks.to_vec(), writable: opts.writable })
     }
 
