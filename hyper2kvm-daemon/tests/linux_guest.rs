@@ -46,6 +46,19 @@ fn hyper2kvm() -> Command {
     c
 }
 
+/// `hyper2kvm convert INPUT -o OUT --json`, which must succeed; returns its JSON document.
+fn convert_json(input: &std::path::Path, out: &std::path::Path) -> serde_json::Value {
+    let o =
+        hyper2kvm().arg("convert").arg(input).arg("-o").arg(out).arg("--json").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The output's path, from a convert JSON document.
+fn first_output(v: &serde_json::Value) -> PathBuf {
+    PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap())
+}
+
 #[test]
 fn boot_unconverted_guest_fails_on_virtio() {
     let (vmdk, mac) = guest("bios");
@@ -100,10 +113,7 @@ fn boot_converted_guest_on_virtio() {
     let before = sha256_hex(&vmdk);
     let t = scratch();
     let out = t.path().join("out");
-    let o =
-        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = convert_json(&vmdk, &out);
 
     // (c) every change is listed, with the file and the old and new lines.
     let changes = v["report"]["changes"].as_array().unwrap();
@@ -128,7 +138,7 @@ fn boot_converted_guest_on_virtio() {
     assert_eq!(sha256_hex(&vmdk), before);
 
     // (b) it boots on virtio-blk and virtio-net, and its network configuration applies.
-    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let qcow2 = first_output(&v);
     let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
     let line = r.marker.unwrap_or_else(|| {
         panic!("converted guest did not reach the marker:\n{}", tail(&r.console, 30))
@@ -178,10 +188,7 @@ fn boot_guest_whose_initramfs_has_virtio_skips_the_rebuild() {
     let (vmdk, mac) = guest("virtio");
     let t = scratch();
     let out = t.path().join("out");
-    let o =
-        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = convert_json(&vmdk, &out);
     let changes = v["report"]["changes"].as_array().unwrap();
     let initramfs: Vec<&serde_json::Value> =
         changes.iter().filter(|c| c["fixer"] == "initramfs").collect();
@@ -189,7 +196,7 @@ fn boot_guest_whose_initramfs_has_virtio_skips_the_rebuild() {
     assert_eq!(initramfs[0]["action"], "skip");
     assert_eq!(initramfs[0]["new"], "the initramfs already holds virtio_blk");
     assert_eq!(v["report"]["guest"]["kernels"][0]["initramfs_has_virtio_blk"], true);
-    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let qcow2 = first_output(&v);
     let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
     let line =
         r.marker.unwrap_or_else(|| panic!("did not reach the marker:\n{}", tail(&r.console, 30)));
@@ -231,10 +238,7 @@ fn boot_uefi_guest_converted_with_ovmf() {
     let (vmdk, mac) = guest("uefi");
     let t = scratch();
     let out = t.path().join("out");
-    let o =
-        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = convert_json(&vmdk, &out);
     let g = &v["report"]["guest"];
     assert_eq!(g["firmware"], "uefi", "GPT with an ESP and no BIOS boot partition: {g}");
     assert_eq!(g["partition_table"], "gpt");
@@ -243,7 +247,7 @@ fn boot_uefi_guest_converted_with_ovmf() {
     let fstab: Vec<&serde_json::Value> = changes.iter().filter(|c| c["fixer"] == "fstab").collect();
     assert_eq!(fstab.len(), 2, "root and ESP lines: {fstab:?}");
     assert!(fstab.iter().all(|c| c["new"].as_str().unwrap().starts_with("UUID=")));
-    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let qcow2 = first_output(&v);
     let r = boot(&qcow2, "qcow2", Bus::VirtioUefi, &mac, MARKER, GIVE_UP, Duration::from_secs(300));
     let line = r.marker.unwrap_or_else(|| {
         panic!("UEFI guest did not reach the marker:\n{}", tail(&r.console, 30))
@@ -259,10 +263,7 @@ fn boot_lvm_root_guest_converted() {
     let (vmdk, mac) = guest("lvm");
     let t = scratch();
     let out = t.path().join("out");
-    let o =
-        hyper2kvm().arg("convert").arg(&vmdk).arg("-o").arg(&out).arg("--json").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", tail(&String::from_utf8_lossy(&o.stderr), 30));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = convert_json(&vmdk, &out);
     let g = &v["report"]["guest"];
     assert_eq!(g["storage"], serde_json::json!(["lvm"]), "{g}");
     let changes = v["report"]["changes"].as_array().unwrap();
@@ -273,7 +274,7 @@ fn boot_lvm_root_guest_converted() {
         .find(|c| c["fixer"] == "initramfs" && c["action"] == "create")
         .expect("modules list");
     assert!(modules["new"].as_str().unwrap().contains("dm_mod"));
-    let qcow2 = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
+    let qcow2 = first_output(&v);
     let r = boot(&qcow2, "qcow2", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(300));
     let line = r
         .marker
