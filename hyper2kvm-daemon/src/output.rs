@@ -24,6 +24,40 @@ pub fn print_json(value: &serde_json::Value) {
     }
 }
 
+/// Runs `work` on every input, describing each result in text (`describe`) or collecting them
+/// into one JSON document `{"hyper2kvm_version", "inputs": [{"path", "result"|"error"}]}`.
+/// The exit status is that of the last failure (2 for bad input, 1 otherwise), else success.
+pub fn for_each_input<T: serde::Serialize>(
+    inputs: &[std::path::PathBuf],
+    json: bool,
+    mut work: impl FnMut(&std::path::Path) -> Result<T, Error>,
+    mut describe: impl FnMut(&std::path::Path, &T),
+) -> ExitCode {
+    let mut status = ExitCode::SUCCESS;
+    let mut results = Vec::new();
+    for path in inputs {
+        match work(path) {
+            Ok(r) => {
+                if !json {
+                    describe(path, &r);
+                }
+                results.push(serde_json::json!({ "path": path, "result": r }));
+            }
+            Err(e) => {
+                report_error(&e);
+                status = exit_code(&e);
+                results.push(serde_json::json!({ "path": path, "error": e.to_json() }));
+            }
+        }
+    }
+    if json {
+        print_json(
+            &serde_json::json!({ "hyper2kvm_version": hyper2kvm::VERSION, "inputs": results }),
+        );
+    }
+    status
+}
+
 /// Human-readable byte counts (binary units).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -6,10 +6,9 @@ use hyper2kvm::ProbeOptions;
 use hyper2kvm::guest::GuestOptions;
 use hyper2kvm::guest::inspect::Inspection;
 use hyper2kvm::inspect_input::inspect_input;
-use serde_json::json;
 
 use crate::cli::InspectArgs;
-use crate::output::{exit_code, print_json, report_error};
+use crate::output::for_each_input;
 
 fn describe(i: &Inspection) {
     println!("  os: {} {} {} ({}), {}", i.os_type, i.distro, i.version, i.product_name, i.arch);
@@ -55,29 +54,14 @@ fn describe(i: &Inspection) {
 
 /// Runs the subcommand.
 pub fn run(args: &InspectArgs) -> ExitCode {
-    let mut status = ExitCode::SUCCESS;
-    let mut results = Vec::new();
-    for input in &args.inputs {
-        match inspect_input(input, &ProbeOptions::default(), &GuestOptions::default()) {
-            Ok(r) => {
-                if !args.json {
-                    println!("{}:", input.display());
-                    match &r.guest {
-                        Some(g) => describe(g),
-                        None => println!("  no operating system found (a data or blank disk)"),
-                    }
-                }
-                results.push(json!({ "path": input, "result": r }));
-            }
-            Err(e) => {
-                report_error(&e);
-                status = exit_code(&e);
-                results.push(json!({ "path": input, "error": e.to_json() }));
-            }
+    let work = |input: &std::path::Path| {
+        inspect_input(input, &ProbeOptions::default(), &GuestOptions::default())
+    };
+    for_each_input(&args.inputs, args.json, work, |input, r| {
+        println!("{}:", input.display());
+        match &r.guest {
+            Some(g) => describe(g),
+            None => println!("  no operating system found (a data or blank disk)"),
         }
-    }
-    if args.json {
-        print_json(&json!({ "hyper2kvm_version": hyper2kvm::VERSION, "inputs": results }));
-    }
-    status
+    })
 }

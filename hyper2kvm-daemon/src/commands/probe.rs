@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use hyper2kvm::{Appliance, DiskImage, ProbeOptions, Probed};
-use serde_json::json;
 
 use crate::cli::ProbeArgs;
-use crate::output::{exit_code, human_bytes, print_json, report_error};
+use crate::output::{for_each_input, human_bytes};
 
 fn describe_disk(d: &DiskImage, indent: &str) {
     println!(
@@ -90,28 +89,13 @@ fn describe_appliance(a: &Appliance) {
 /// Runs the subcommand.
 pub fn run(args: &ProbeArgs) -> ExitCode {
     let opts = ProbeOptions { cross_check: !args.no_cross_check, verify_manifest: !args.no_verify };
-    let mut results = Vec::new();
-    let mut status = ExitCode::SUCCESS;
-    for path in &args.files {
-        match hyper2kvm::probe(path, &opts) {
-            Ok(p) => {
-                if !args.json {
-                    match &p {
-                        Probed::Disk(d) => describe_disk(d, ""),
-                        Probed::Appliance(a) => describe_appliance(a),
-                    }
-                }
-                results.push(json!({ "path": path, "result": p }));
-            }
-            Err(e) => {
-                report_error(&e);
-                status = exit_code(&e);
-                results.push(json!({ "path": path, "error": e.to_json() }));
-            }
-        }
-    }
-    if args.json {
-        print_json(&json!({ "hyper2kvm_version": hyper2kvm::VERSION, "inputs": results }));
-    }
-    status
+    for_each_input(
+        &args.files,
+        args.json,
+        |path| hyper2kvm::probe(path, &opts),
+        |_, p| match p {
+            Probed::Disk(d) => describe_disk(d, ""),
+            Probed::Appliance(a) => describe_appliance(a),
+        },
+    )
 }
