@@ -92,4 +92,8 @@ pub struct ConvertArgs {
     /// Keep FILE.hyper2kvm.bak copies of the files changed in the guest.
     #[arg(long)]
     pub backup: bool,
+    /// Always rebuild an initramfs that lacks virtio with the guest's own tool, instead of
+    /// appending the drivers to a Debian/Ubuntu (initramfs-tools) image.
+    #[arg(long)]
+    pub rebuild_initramfs: bool,
 }

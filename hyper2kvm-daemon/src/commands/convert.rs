@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use hyper2kvm::fix::{Change, FixOptions};
+use hyper2kvm::fix::{Change, FixOptions, InitramfsMethod};
 use hyper2kvm::guest::GuestOptions;
 use hyper2kvm::inspect_input::inspect_and_plan;
 use hyper2kvm::{CancelToken, ConvertOptions, ProbeOptions, TargetFormat};
@@ -27,7 +27,9 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let fix = FixOptions { fstab_mode, backup: args.backup, ..FixOptions::default() };
+    let initramfs =
+        if args.rebuild_initramfs { InitramfsMethod::Rebuild } else { InitramfsMethod::Auto };
+    let fix = FixOptions { fstab_mode, backup: args.backup, initramfs, ..FixOptions::default() };
     if args.dry_run {
         return dry_run(args, &fix);
     }

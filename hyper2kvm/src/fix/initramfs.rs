@@ -1,11 +1,14 @@
 //! The initramfs: rebuilt with the virtio drivers by the guest's own tool (`update-initramfs`,
 //! `dracut`, `mkinitcpio`) — and left alone when inspection read the current image and found
 //! the drivers already there (virt-v2v always rebuilds; we do not pay for it when we need not).
-//! After a rebuild the new image is read again to prove the driver is in.
+//! Debian-style (initramfs-tools) images get the drivers appended instead of a full rebuild
+//! ([`inject`](super::inject)) unless [`InitramfsMethod::Rebuild`] is asked for. After either,
+//! the new image is read again to prove the driver is in.
 
 use std::path::Path;
 
-use super::Fixer;
+use super::inject::inject;
+use super::{Fixer, InitramfsMethod};
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::initramfs::{has_module, list};
 use crate::guest::inspect::{Kernel, VIRTIO_MODULES};
@@ -21,25 +24,31 @@ fn wanted(f: &Fixer<'_>) -> Vec<&'static str> {
     m
 }
 
+/// Names the drivers in `/etc/initramfs-tools/modules`, so every later build has them.
+pub(crate) fn ensure_tool_config(f: &mut Fixer<'_>, modules: &[&str]) -> Result<()> {
+    let path = "/etc/initramfs-tools/modules";
+    let old = f.g.read_text(path)?.unwrap_or_default();
+    let missing: Vec<&str> =
+        modules.iter().copied().filter(|m| !old.lines().any(|l| l.trim() == *m)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut new = old.clone();
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push_str("# added by hyper2kvm for KVM (virtio)\n");
+    for m in missing {
+        new.push_str(m);
+        new.push('\n');
+    }
+    f.create(FIXER, path, &new)
+}
+
 fn rebuild(f: &mut Fixer<'_>, k: &Kernel, image: &str, modules: &[&str]) -> Result<bool> {
     let g = f.g;
     if g.is_file("/usr/sbin/update-initramfs") {
-        let path = "/etc/initramfs-tools/modules";
-        let old = g.read_text(path)?.unwrap_or_default();
-        let missing: Vec<&str> =
-            modules.iter().copied().filter(|m| !old.lines().any(|l| l.trim() == *m)).collect();
-        if !missing.is_empty() {
-            let mut new = old.clone();
-            if !new.is_empty() && !new.ends_with('\n') {
-                new.push('\n');
-            }
-            new.push_str("# added by hyper2kvm for KVM (virtio)\n");
-            for m in missing {
-                new.push_str(m);
-                new.push('\n');
-            }
-            f.create(FIXER, path, &new)?;
-        }
+        ensure_tool_config(f, modules)?;
         f.run(FIXER, &["update-initramfs", "-u", "-k", &k.version])?;
     } else if g.is_file("/usr/bin/dracut") || g.is_file("/usr/sbin/dracut") {
         let conf = format!(
@@ -59,18 +68,9 @@ fn rebuild(f: &mut Fixer<'_>, k: &Kernel, image: &str, modules: &[&str]) -> Resu
     Ok(true)
 }
 
-/// Checks the rebuilt image with our own reader.
+/// Checks the new image with our own reader.
 fn verify(f: &Fixer<'_>, image: &str, scratch: &Path) -> Result<()> {
-    let local = scratch.join(format!(".hyper2kvm-initrd-check-{}", std::process::id()));
-    let local_str = local.to_string_lossy().into_owned();
-    let downloaded =
-        f.g.handle()
-            .download(image, &local_str)
-            .map_err(|e| crate::guest::gerr("reading the new initramfs", e));
-    let data =
-        downloaded.and_then(|_| std::fs::read(&local).map_err(|e| Error::io(&local, "reading", e)));
-    let _ = std::fs::remove_file(&local);
-    let names = list(&data?)?;
+    let names = list(&f.g.read_large(image, scratch)?)?;
     if !has_module(&names, "virtio_blk") {
         return Err(Error::new(
             ErrorKind::GuestInspection,
@@ -104,7 +104,9 @@ pub(crate) fn fix(f: &mut Fixer<'_>, scratch: &Path) -> Result<()> {
             f.skip(FIXER, image, "this kernel has no virtio_blk module");
             continue;
         }
-        if rebuild(f, k, image, &modules)? && !f.opts.dry_run {
+        let injected =
+            f.opts.initramfs == InitramfsMethod::Auto && inject(f, k, image, &modules, scratch)?;
+        if (injected || rebuild(f, k, image, &modules)?) && !f.opts.dry_run {
             verify(f, image, scratch)?;
         }
     }

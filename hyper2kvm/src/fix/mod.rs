@@ -8,6 +8,7 @@
 mod bootloader;
 mod fstab;
 mod initramfs;
+mod inject;
 mod network;
 mod tools;
 
@@ -48,6 +49,20 @@ impl FromStr for FstabMode {
     }
 }
 
+/// How an initramfs that lacks the virtio drivers gets them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitramfsMethod {
+    /// initramfs-tools images (Debian, Ubuntu) get the drivers and a new module index
+    /// appended as one more cpio archive, seconds instead of a rebuild of over a minute under
+    /// TCG; the tool's configuration names them for later rebuilds. Other images, and any
+    /// image we cannot read, are rebuilt by the guest's tool.
+    #[default]
+    Auto,
+    /// Always rebuild with the guest's own tool (`update-initramfs`, `dracut`, `mkinitcpio`).
+    Rebuild,
+}
+
 /// What the fixers may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixOptions {
@@ -59,8 +74,10 @@ pub struct FixOptions {
     pub fstab_mode: FstabMode,
     /// Fix the boot loader configuration.
     pub update_grub: bool,
-    /// Rebuild initramfs images that lack virtio drivers.
+    /// Give initramfs images that lack virtio drivers those drivers.
     pub regen_initramfs: bool,
+    /// How they get them.
+    pub initramfs: InitramfsMethod,
     /// Disable VMware Tools, Hyper-V daemons and VirtualBox additions.
     pub remove_vmware_tools: bool,
 }
@@ -73,6 +90,7 @@ impl Default for FixOptions {
             fstab_mode: FstabMode::StabilizeAll,
             update_grub: true,
             regen_initramfs: true,
+            initramfs: InitramfsMethod::Auto,
             remove_vmware_tools: true,
         }
     }

@@ -278,14 +278,11 @@ fn kernels(g: &Guest, scratch: &Path) -> Result<Vec<Kernel>> {
     Ok(out)
 }
 
-/// Lists the initramfs by downloading it to `scratch` (it may be larger than libguestfs's
-/// message limit) and reading it with our own parser.
+/// Lists the initramfs (read through `scratch`: it may be larger than libguestfs's message
+/// limit) with our own parser.
 fn initramfs_modules(g: &Guest, path: &str, scratch: &Path) -> Option<Vec<String>> {
-    let local = scratch.join(format!(".hyper2kvm-initrd-{}", std::process::id()));
-    let local_str = local.to_str()?;
-    let result = g.handle().download(path, local_str).ok().and_then(|_| std::fs::read(&local).ok());
-    let _ = std::fs::remove_file(&local);
-    match initramfs::list(&result?) {
+    let listed = g.read_large(path, scratch).and_then(|data| initramfs::list(&data));
+    match listed {
         Ok(names) => Some(names),
         Err(e) => {
             log::warn!("{path}: {}", e.message());

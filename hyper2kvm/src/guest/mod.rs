@@ -8,7 +8,8 @@ pub mod accel;
 pub mod initramfs;
 pub mod inspect;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::ImageFormat;
@@ -126,6 +127,33 @@ impl Guest {
         self.handle.read_file(path).map(Some).map_err(|e| gerr(&format!("reading {path}"), e))
     }
 
+    /// Reads a file of any size (past libguestfs's message limit) through a temporary file in
+    /// the host directory `scratch`.
+    pub fn read_large(&self, path: &str, scratch: &Path) -> Result<Vec<u8>> {
+        let local = scratch_file(scratch, "get");
+        let got = self
+            .handle
+            .download(path, &local.to_string_lossy())
+            .map_err(|e| gerr(&format!("reading {path}"), e))
+            .and_then(|_| std::fs::read(&local).map_err(|e| Error::io(&local, "reading", e)));
+        let _ = std::fs::remove_file(&local);
+        got
+    }
+
+    /// Writes a file of any size through a temporary file in the host directory `scratch`.
+    pub fn write_large(&self, path: &str, content: &[u8], scratch: &Path) -> Result<()> {
+        let local = scratch_file(scratch, "put");
+        let put = std::fs::write(&local, content)
+            .map_err(|e| Error::io(&local, "writing", e))
+            .and_then(|_| {
+                self.handle
+                    .upload(&local.to_string_lossy(), path)
+                    .map_err(|e| gerr(&format!("writing {path}"), e))
+            });
+        let _ = std::fs::remove_file(&local);
+        put
+    }
+
     /// Reads a text file of the mounted guest; `None` when it does not exist.
     pub fn read_text(&self, path: &str) -> Result<Option<String>> {
         Ok(self.read(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -169,6 +197,13 @@ impl Guest {
         }
         self.handle.shutdown().map_err(|e| gerr("stopping the appliance", e))
     }
+}
+
+/// A host file name in `scratch` for a transfer, unique within this process.
+fn scratch_file(scratch: &Path, what: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    scratch.join(format!(".hyper2kvm-{what}-{}-{n}", std::process::id()))
 }
 
 /// The appliance's device name for a guest device name: `sda1`, `hdb2`, `xvda1`, `vda1` and
