@@ -96,4 +96,8 @@ pub struct ConvertArgs {
     /// appending the drivers to a Debian/Ubuntu (initramfs-tools) image.
     #[arg(long)]
     pub rebuild_initramfs: bool,
+    /// A JSON file holding a manifest-style `configuration` object (users, services,
+    /// hostname, systemd-networkd files) to apply in the guest.
+    #[arg(long, value_name = "FILE")]
+    pub configuration: Option<std::path::PathBuf>,
 }

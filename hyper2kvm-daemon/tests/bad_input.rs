@@ -256,3 +256,41 @@ fn bad_usage_is_status_2() {
     let o = hyper2kvm().args(["convert", "x.vmdk", "-o", "o", "--compress=12"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bad_configuration_file_is_refused_before_any_disk_is_touched() {
+    let t = scratch();
+    let src = sparse_vmdk_with_data(t.path());
+    let out = t.path().join("out");
+    let cases = [
+        ("malformed.json", "{\"users\": [", "not a configuration object"),
+        (
+            "invalid.json",
+            r#"{"users": {"create": [{"name": "Bad Name"}]}, "hostname": {"hostname": "-x"}}"#,
+            "configuration.users.create[0].name",
+        ),
+    ];
+    for (name, text, why) in cases {
+        let conf = t.path().join(name);
+        std::fs::write(&conf, text).unwrap();
+        let before = sha256_hex(&src);
+        let o = hyper2kvm()
+            .arg("convert")
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .arg("--configuration")
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        let msg = stderr(&o);
+        assert!(msg.contains(name), "{name}: the message must name the file: {msg}");
+        assert!(msg.contains(why), "{name}: {msg}");
+        if name == "invalid.json" {
+            assert!(msg.contains("configuration.hostname.hostname"), "every problem: {msg}");
+        }
+        assert_eq!(sha256_hex(&src), before);
+        assert!(!out.exists(), "{name}: nothing may be written");
+    }
+}

@@ -112,13 +112,28 @@ fn inspect_reports_the_vmware_guest() {
     );
 }
 
+/// A manifest-style `configuration` section, applied with the fixes: a user with a group the
+/// guest lacks, a hostname with a domain and a hosts entry, a systemd-networkd file.
+const CONFIGURATION: &str = r#"{
+  "users": {"create": [{"name": "ops", "uid": 1500, "shell": "/bin/bash",
+    "password": "$6$hyper2kvm$9zmnpQ0JcLBHvxOf1o3GQnwu3rBcZDFY1Ot3XmfSbPtlVTqrUdGsPyNrKNFwQH2a7tAOUkD0IO7KCd2dDdR6/.",
+    "groups": ["sudo", "nosuchgroup"], "ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHyper2kvmTestKeyOnly ops@test"]}]},
+  "services": {"enable": ["systemd-networkd"]},
+  "hostname": {"hostname": "kvm-debian", "domain": "example.test",
+    "hosts": [{"ip": "192.0.2.10", "hostname": "db db.example.test"}]},
+  "network": {"systemd_networkd": [{"filename": "50-hyper2kvm-test.network",
+    "content": "[Match]\nName=hyper2kvm-none\n\n[Network]\nDHCP=no\n"}]}
+}"#;
+
 #[test]
 fn boot_converted_guest_on_virtio() {
     let (vmdk, mac) = guest("bios");
     let before = sha256_hex(&vmdk);
     let t = scratch();
     let out = t.path().join("out");
-    let v = convert_json(&vmdk, &out, &[]);
+    let conf = t.path().join("configuration.json");
+    std::fs::write(&conf, CONFIGURATION).unwrap();
+    let v = convert_json(&vmdk, &out, &["--configuration", conf.to_str().unwrap()]);
 
     // (c) every change is listed, with the file and the old and new lines.
     let changes = v["report"]["changes"].as_array().unwrap();
@@ -142,6 +157,17 @@ fn boot_converted_guest_on_virtio() {
     assert!(has("initramfs", "create", "/etc/initramfs-tools/modules"));
     assert!(!has("initramfs", "run", "update-initramfs"));
     assert_eq!(v["report"]["guest"]["distro"], "debian");
+    // The configuration section, each step recorded; the password hash never shows.
+    assert!(has("configuration", "create", "/etc/hostname"));
+    assert!(has("configuration", "create", "/etc/hosts"));
+    assert!(has("configuration", "run", "useradd -m -u 1500 -s /bin/bash -G sudo -p (hash) ops"));
+    assert!(has("configuration", "skip", "group nosuchgroup"));
+    assert!(has("configuration", "create", "/home/ops/.ssh/authorized_keys"));
+    assert!(has("configuration", "create", "/etc/systemd/network/50-hyper2kvm-test.network"));
+    assert!(has("configuration", "run", "systemctl enable systemd-networkd.service"));
+    assert!(!v.to_string().contains("$6$hyper2kvm$"), "the hash leaked into the report");
+    // Debian's qemu-guest-agent unit (when installed) is started by udev; this guest lacks it.
+    assert!(has("tools", "skip", "qemu-guest-agent.service"));
 
     // (d) the source is untouched.
     assert_eq!(sha256_hex(&vmdk), before);
@@ -154,6 +180,9 @@ fn boot_converted_guest_on_virtio() {
     });
     assert!(line.contains("root=/dev/vda1"), "{line}");
     assert!(line.contains("net=ens192:up:10.0.2.15/24"), "{line}");
+    assert!(line.contains("host=kvm-debian "), "{line}");
+    assert!(line.contains("users=ops,"), "{line}");
+    assert!(line.contains("networkd=active"), "{line}");
 }
 
 #[test]

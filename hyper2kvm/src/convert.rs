@@ -347,6 +347,12 @@ pub fn convert(
             "compression needs the qcow2 output format",
         ));
     }
+    if let Some(fix) = &opts.fix {
+        let problems = fix.configuration.problems();
+        if !problems.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidInput, problems.join("; ")));
+        }
+    }
     let mut probed = probe(input, &opts.probe)?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| Error::io(out_dir, "cannot create output directory", e))?;

@@ -18,7 +18,8 @@
 # drivers (no virtio_blk), /etc/fstab and root= naming /dev/sda1, ifupdown configuring ens192
 # with the VMware MAC pinned (hwaddress) and a persistent-net udev rule, open-vm-tools
 # installed. A systemd unit prints a marker line on ttyS0 once userspace is up:
-#   HYPER2KVM-BOOT-OK root=<root device> net=<iface>:<operstate>:<addresses>
+#   HYPER2KVM-BOOT-OK root=<root device> net=<iface>:<operstate>:<addresses> host=<hostname>
+#     users=<regular users> networkd=<systemd-networkd's state>
 #
 # The result is cached in $HYPER2KVM_GUEST_CACHE (default /var/tmp/hyper2kvm-guests) under a
 # hash of this script and the variant, so CI (a fresh clone) builds it once per machine.
@@ -91,11 +92,22 @@ Wants=networking.service
 
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'sleep 2; i=$(ls /sys/class/net | grep -v "^lo$" | head -1); echo "HYPER2KVM-BOOT-OK root=$(findmnt -n -o SOURCE /) net=$i:$(cat /sys/class/net/$i/operstate 2>/dev/null):$(ip -o -4 addr show dev $i 2>/dev/null | awk "{print \\$4}" | tr "\\n" ",")" > /dev/ttyS0'
+ExecStart=/usr/local/sbin/hyper2kvm-marker
 
 [Install]
 WantedBy=multi-user.target
 UNIT
+mkdir -p "$tree/usr/local/sbin"
+cat > "$tree/usr/local/sbin/hyper2kvm-marker" <<'MARKER'
+#!/bin/sh
+# The first NIC, its state and IPv4 addresses; the host name; regular users; networkd's state.
+sleep 2
+i=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+addrs=$(ip -o -4 addr show dev "$i" 2>/dev/null | awk '{print $4}' | tr '\n' ',')
+users=$(awk -F: '$3 >= 1000 && $3 < 60000 {print $1}' /etc/passwd | tr '\n' ',')
+echo "HYPER2KVM-BOOT-OK root=$(findmnt -n -o SOURCE /) net=$i:$(cat /sys/class/net/$i/operstate 2>/dev/null):$addrs host=$(hostname) users=$users networkd=$(systemctl is-active systemd-networkd)" > /dev/ttyS0
+MARKER
+chmod 755 "$tree/usr/local/sbin/hyper2kvm-marker"
 ln -sf /etc/systemd/system/hyper2kvm-marker.service "$tree/etc/systemd/system/multi-user.target.wants/hyper2kvm-marker.service"
 ln -sf /lib/systemd/system/serial-getty@.service "$tree/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
 chroot "$tree" sh -c 'echo root:hyper2kvm | chpasswd'

@@ -2,14 +2,28 @@
 
 use std::process::ExitCode;
 
-use hyper2kvm::fix::{Change, FixOptions, InitramfsMethod};
+use hyper2kvm::fix::{Change, FixOptions, GuestConfiguration, InitramfsMethod};
 use hyper2kvm::guest::GuestOptions;
 use hyper2kvm::inspect_input::inspect_and_plan;
-use hyper2kvm::{CancelToken, ConvertOptions, ProbeOptions, TargetFormat};
+use hyper2kvm::{CancelToken, ConvertOptions, Error, ErrorKind, ProbeOptions, TargetFormat};
 use serde_json::json;
 
 use crate::cli::ConvertArgs;
 use crate::output::{ProgressView, exit_code, human_bytes, peak_rss, print_json, report_error};
+
+/// Reads and checks a `configuration` JSON file; every problem is named with its path.
+fn load_configuration(path: &std::path::Path) -> hyper2kvm::Result<GuestConfiguration> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
+    let c: GuestConfiguration = serde_json::from_str(&text).map_err(|e| {
+        Error::new(ErrorKind::InvalidInput, format!("not a configuration object: {e}"))
+            .with_path(path)
+    })?;
+    let problems = c.problems();
+    if !problems.is_empty() {
+        return Err(Error::new(ErrorKind::InvalidInput, problems.join("; ")).with_path(path));
+    }
+    Ok(c)
+}
 
 /// Runs the subcommand.
 pub fn run(args: &ConvertArgs) -> ExitCode {
@@ -29,7 +43,23 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
     };
     let initramfs =
         if args.rebuild_initramfs { InitramfsMethod::Rebuild } else { InitramfsMethod::Auto };
-    let fix = FixOptions { fstab_mode, backup: args.backup, initramfs, ..FixOptions::default() };
+    let configuration = match &args.configuration {
+        Some(path) => match load_configuration(path) {
+            Ok(c) => c,
+            Err(e) => {
+                report_error(&e);
+                return ExitCode::from(2);
+            }
+        },
+        None => GuestConfiguration::default(),
+    };
+    let fix = FixOptions {
+        fstab_mode,
+        backup: args.backup,
+        initramfs,
+        configuration,
+        ..FixOptions::default()
+    };
     if args.dry_run {
         return dry_run(args, &fix);
     }

@@ -1,11 +1,14 @@
 //! The boot loader: `root=` on the kernel command line made stable, the stale `device.map`
 //! removed, and the configuration regenerated with the guest's own tool when it has one
 //! (`update-grub`, `grub2-mkconfig`, `grub-mkconfig`); otherwise the generated configuration
-//! is edited in place.
+//! is edited in place. When the kernel GRUB boots by default (the newest) cannot boot on
+//! virtio but another can, that one becomes the default (`GRUB_DEFAULT` by its menu-entry id on
+//! Debian-style systems, `grubby --set-default` where grubby manages the entries).
 
 use super::fstab::rewrite;
 use super::{Fixer, LineEdit};
 use crate::error::Result;
+use crate::guest::inspect::Kernel;
 
 const FIXER: &str = "bootloader";
 
@@ -34,6 +37,46 @@ fn edit_cmdline(line: &str, mut map: impl FnMut(&str) -> Option<String>) -> Line
     if changed { LineEdit::Replace(words.join(" ")) } else { LineEdit::Keep }
 }
 
+/// The kernel to make the default: `None` when GRUB's own choice (the newest) can boot on
+/// virtio once fixed; otherwise the newest kernel that can.
+fn virtio_default(kernels: &[Kernel]) -> Option<&Kernel> {
+    let newest = kernels.last()?;
+    if newest.virtio_capable {
+        return None;
+    }
+    kernels.iter().rev().find(|k| k.virtio_capable)
+}
+
+/// `GRUB_DEFAULT` naming a kernel by the ids Debian's `10_linux` gives its entries.
+fn grub_default(version: &str, root_uuid: &str) -> String {
+    format!("\"gnulinux-advanced-{root_uuid}>gnulinux-{version}-advanced-{root_uuid}\"")
+}
+
+/// Sets `GRUB_DEFAULT=` in /etc/default/grub (appending it when absent).
+fn set_grub_default(f: &mut Fixer<'_>, value: &str) -> Result<()> {
+    let line = format!("GRUB_DEFAULT={value}");
+    let mut found = false;
+    f.edit_lines(FIXER, "/etc/default/grub", |l| {
+        if l.trim_start().starts_with("GRUB_DEFAULT=") {
+            found = true;
+            if l.trim() == line { LineEdit::Keep } else { LineEdit::Replace(line.clone()) }
+        } else {
+            LineEdit::Keep
+        }
+    })?;
+    if !found {
+        let old = f.g.read_text("/etc/default/grub")?.unwrap_or_default();
+        let mut new = old.clone();
+        if !new.is_empty() && !new.ends_with('\n') {
+            new.push('\n');
+        }
+        new.push_str(&line);
+        new.push('\n');
+        f.create(FIXER, "/etc/default/grub", &new)?;
+    }
+    Ok(())
+}
+
 /// Fixes the boot loader.
 pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
     let (g, opts) = (f.g, f.opts);
@@ -50,6 +93,35 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
             LineEdit::Keep
         }
     })?;
+    if let Some(k) = virtio_default(&f.insp.kernels) {
+        let newest = f.insp.kernels.last().map(|k| k.version.clone()).unwrap_or_default();
+        if g.is_file("/usr/sbin/update-grub") && g.is_file("/etc/default/grub") {
+            let uuid = g.handle().vfs_uuid(&f.insp.root_device).unwrap_or_default();
+            if uuid.is_empty() {
+                f.skip(FIXER, "default kernel", "the root filesystem has no UUID to name it by");
+            } else {
+                let value = grub_default(&k.version, &uuid);
+                set_grub_default(f, &value)?;
+            }
+        } else if !g.is_file("/usr/sbin/grubby") {
+            f.skip(
+                FIXER,
+                "default kernel",
+                &format!(
+                    "kernel {newest} has no virtio_blk and no tool here to choose {}",
+                    k.version
+                ),
+            );
+        }
+    } else if let Some(k) = f.insp.kernels.last()
+        && !k.virtio_capable
+    {
+        f.skip(
+            FIXER,
+            "default kernel",
+            &format!("kernel {} has no virtio_blk and no other kernel has", k.version),
+        );
+    }
     let tool = [
         ("/usr/sbin/update-grub", vec!["update-grub"]),
         ("/usr/sbin/grub2-mkconfig", vec!["grub2-mkconfig", "-o"]),
@@ -78,14 +150,10 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
         }
         (_, None) => f.skip(FIXER, "boot loader", "no GRUB configuration found"),
     }
-    if let Some(k) = f.insp.kernels.last()
-        && !k.virtio_capable
+    if let Some(k) = virtio_default(&f.insp.kernels)
+        && g.is_file("/usr/sbin/grubby")
     {
-        f.skip(
-            FIXER,
-            "default kernel",
-            &format!("kernel {} has no virtio_blk; no other kernel chosen", k.version),
-        );
+        f.run(FIXER, &["grubby", &format!("--set-default=/boot/vmlinuz-{}", k.version)])?;
     }
     Ok(())
 }
@@ -93,6 +161,31 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kernel(version: &str, virtio: bool) -> Kernel {
+        Kernel {
+            version: version.into(),
+            vmlinuz: Some(format!("/boot/vmlinuz-{version}")),
+            initramfs: None,
+            virtio_capable: virtio,
+            virtio_builtin: false,
+            initramfs_has_virtio_blk: None,
+        }
+    }
+
+    #[test]
+    fn the_default_moves_only_off_a_kernel_without_virtio() {
+        let ks = [kernel("5.10.0-28", true), kernel("6.1.0-9", true), kernel("6.1.0-10", false)];
+        assert_eq!(virtio_default(&ks).map(|k| k.version.as_str()), Some("6.1.0-9"));
+        let ok = [kernel("5.10.0-28", false), kernel("6.1.0-10", true)];
+        assert!(virtio_default(&ok).is_none(), "the newest boots on virtio: GRUB's choice stands");
+        assert!(virtio_default(&[kernel("4.9", false)]).is_none());
+        assert!(virtio_default(&[]).is_none());
+        assert_eq!(
+            grub_default("6.1.0-9-amd64", "9dfa"),
+            "\"gnulinux-advanced-9dfa>gnulinux-6.1.0-9-amd64-advanced-9dfa\""
+        );
+    }
 
     fn run(line: &str) -> Option<String> {
         match edit_cmdline(line, |d| (d == "/dev/sda1").then(|| "UUID=1234".to_string())) {

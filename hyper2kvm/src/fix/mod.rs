@@ -6,6 +6,7 @@
 //! for a dry run), never on a source.
 
 mod bootloader;
+mod configure;
 mod fstab;
 mod initramfs;
 mod inject;
@@ -16,6 +17,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use serde::Serialize;
+
+pub use configure::{
+    GuestConfiguration, HostEntry, Hostname, NetworkFiles, NetworkdFile, Services, User, Users,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::Guest;
@@ -80,6 +85,8 @@ pub struct FixOptions {
     pub initramfs: InitramfsMethod,
     /// Disable VMware Tools, Hyper-V daemons and VirtualBox additions.
     pub remove_vmware_tools: bool,
+    /// The manifest's `configuration` section (users, services, hostname, network files).
+    pub configuration: GuestConfiguration,
 }
 
 impl Default for FixOptions {
@@ -92,6 +99,7 @@ impl Default for FixOptions {
             regen_initramfs: true,
             initramfs: InitramfsMethod::Auto,
             remove_vmware_tools: true,
+            configuration: GuestConfiguration::default(),
         }
     }
 }
@@ -256,6 +264,10 @@ pub fn fix_linux(
     network::fix(&mut f)?;
     if opts.remove_vmware_tools {
         tools::fix(&mut f)?;
+    }
+    tools::enable_guest_agent(&mut f)?;
+    if !opts.configuration.is_empty() {
+        configure::apply(&mut f, &opts.configuration)?;
     }
     // Last: the initramfs must be built from the fixed fstab/resume configuration.
     if opts.regen_initramfs {
