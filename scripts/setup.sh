@@ -25,12 +25,12 @@ apt_install() {
 apt_install qemu-system-x86
 # qemu-utils: qemu-img/qemu-io; libguestfs (+ a kernel in /boot for its appliance): guest
 # access; debootstrap, grub-pc-bin, e2fsprogs, fdisk, dosfstools, mtools: building test guests
-# and the demo sample without loop devices; ovmf: UEFI boots; libvirt-dev, libvirt-clients:
-# libvirt integration and virt-xml-validate; util-linux: setpriv (unreadable-file test);
+# and the demo sample without loop devices; ovmf: UEFI boots; libvirt-dev, libvirt-clients,
+# libxml2-utils: libvirt integration, virt-xml-validate (which runs xmllint); util-linux: setpriv (unreadable-file test);
 # python3-venv: the .venv; time: peak RSS in the benchmark.
 apt_install \
   qemu-utils libguestfs-tools libguestfs-dev linux-image-cloud-amd64 supermin \
-  debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients \
+  debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients libxml2-utils \
   virt-v2v nbdkit libnbd-bin \
   util-linux coreutils xz-utils gzip tar bc \
   gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates

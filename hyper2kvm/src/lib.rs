@@ -21,6 +21,7 @@ pub mod formats;
 pub mod guest;
 pub mod image;
 pub mod inspect_input;
+pub mod libvirt;
 pub mod probe;
 pub mod progress;
 pub mod qemu_img;

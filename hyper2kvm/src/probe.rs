@@ -137,6 +137,7 @@ enum Detected {
     Xz,
     Tar,
     Xml,
+    Vmx,
     VmdkDescriptor,
     Iso,
     Raw,
@@ -163,6 +164,8 @@ fn detect(src: &ByteSource, head: &[u8]) -> Detected {
         Detected::Tar
     } else if appliance::ovf::looks_like_xml(head) {
         Detected::Xml
+    } else if appliance::vmx::looks_like_vmx(head) {
+        Detected::Vmx
     } else if vmdk::descriptor::looks_like_descriptor(head) {
         Detected::VmdkDescriptor
     } else if iso::detect(src) {
@@ -188,8 +191,8 @@ pub(crate) fn probe_disk_source(src: &ByteSource, ctx: &mut ProbeContext) -> Res
         Detected::Vhdx => vhdx::probe(src, ctx),
         Detected::Vdi => vdi::probe(src, ctx),
         Detected::Vhd => vhd::probe(src, ctx),
-        Detected::Gzip | Detected::Xz | Detected::Tar | Detected::Xml => {
-            Err(Error::invalid(src.path(), "is an archive or XML document, not a disk image"))
+        Detected::Gzip | Detected::Xz | Detected::Tar | Detected::Xml | Detected::Vmx => {
+            Err(Error::invalid(src.path(), "is an archive or VM description, not a disk image"))
         }
         Detected::VmdkDescriptor => vmdk::probe_descriptor(src, ctx),
         Detected::Iso => iso::probe(src, ctx),
@@ -216,6 +219,7 @@ pub fn probe(path: &Path, opts: &ProbeOptions) -> Result<Probed> {
             appliance::probe_compressed_ova(&src, opts).map(Probed::Appliance)
         }
         Detected::Xml => appliance::probe_ovf_file(path, opts).map(Probed::Appliance),
+        Detected::Vmx => appliance::probe_vmx_file(path, opts).map(Probed::Appliance),
         _ => {
             let mut disk = probe_disk_source(&src, &mut ctx)?;
             if opts.cross_check {

@@ -5,8 +5,10 @@
 //! place as a byte range of the archive. A compressed OVA has to be decompressed once; only
 //! [`extract_compressed_ova`] does that, into a directory the caller chooses.
 
+pub mod domxml;
 pub mod manifest;
 pub mod ovf;
+pub mod vmx;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -43,6 +45,10 @@ pub enum Container {
     OvaXz,
     /// A loose OVF descriptor with its files beside it.
     Ovf,
+    /// A VMware `.vmx` configuration with its disks beside it.
+    Vmx,
+    /// A libvirt domain XML.
+    LibvirtXml,
 }
 
 /// One disk of the appliance.
@@ -329,21 +335,77 @@ pub(crate) fn probe_ova(src: &ByteSource, opts: &ProbeOptions) -> Result<Applian
 
 /// Probes an OVF descriptor file and the files beside it.
 pub(crate) fn probe_ovf_file(path: &Path, opts: &ProbeOptions) -> Result<Appliance> {
-    let src = ByteSource::open(path)?;
-    if src.len() > xml::MAX_XML_BYTES as u64 {
-        return Err(Error::invalid(path, "OVF descriptor is larger than 16 MiB"));
+    let text = read_descriptor(path, xml::MAX_XML_BYTES as u64, "OVF descriptor")?;
+    let root = xml::parse(path, &text)?;
+    if domxml::is_domain(&root) {
+        return probe_described(path, Container::LibvirtXml, domxml::parse(path, &text)?, opts);
     }
-    let text = read_text(path, "descriptor", src.reader(), xml::MAX_XML_BYTES as u64)?;
-    let ovf = OvfDescriptor::parse(path, &text)?;
+    probe_described(path, Container::Ovf, OvfDescriptor::parse(path, &text)?, opts)
+}
+
+/// Probes a VMX file and the disks it names.
+pub(crate) fn probe_vmx_file(path: &Path, opts: &ProbeOptions) -> Result<Appliance> {
+    let text = read_descriptor(path, vmx::MAX_VMX_BYTES, "VMX file")?;
+    probe_described(path, Container::Vmx, vmx::parse(path, &text)?, opts)
+}
+
+fn read_descriptor(path: &Path, limit: u64, what: &str) -> Result<String> {
+    let src = ByteSource::open(path)?;
+    if src.len() > limit {
+        return Err(Error::invalid(path, format!("{what} is larger than {limit} bytes")));
+    }
+    read_text(path, "descriptor", src.reader(), limit)
+}
+
+/// Where a disk named by a descriptor lives. OVF and VMX names must stay inside the
+/// descriptor's directory (a VMX may spell them as absolute paths into it); a libvirt domain
+/// names its disks by absolute path anywhere.
+fn resolve_disk(path: &Path, container: Container, name: &str) -> Result<PathBuf> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let named = Path::new(name);
+    if named.is_absolute() {
+        match container {
+            Container::LibvirtXml => return Ok(named.to_path_buf()),
+            Container::Vmx => {
+                let canon_dir = dir.canonicalize().map_err(|e| Error::io(dir, "resolving", e))?;
+                let inside = named
+                    .parent()
+                    .and_then(|p| p.canonicalize().ok())
+                    .is_some_and(|p| p.starts_with(&canon_dir));
+                if !inside {
+                    return Err(Error::invalid(
+                        path,
+                        format!("disk {name:?} is outside the VMX file's directory"),
+                    ));
+                }
+                return Ok(named.to_path_buf());
+            }
+            _ => {}
+        }
+    }
+    let what = match container {
+        Container::Vmx => "VMX disk",
+        Container::LibvirtXml => "domain disk",
+        _ => "OVF file reference",
+    };
+    Ok(dir.join(confined_relative_path(path, what, name)?))
+}
+
+/// Probes a loose descriptor (OVF, VMX, libvirt XML): its manifest, when it has one, and its
+/// disks.
+fn probe_described(
+    path: &Path,
+    container: Container,
+    ovf: OvfDescriptor,
+    opts: &ProbeOptions,
+) -> Result<Appliance> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let descriptor = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let resolve = |name: &str| -> Result<PathBuf> {
-        Ok(dir.join(confined_relative_path(path, "OVF file reference", name)?))
-    };
+    let resolve = |name: &str| resolve_disk(path, container, name);
     let mf_name = manifest_name(&descriptor);
     let mf_path = dir.join(&mf_name);
     let mut manifest = None;
-    if mf_path.is_file() {
+    if container == Container::Ovf && mf_path.is_file() {
         let mf_src = ByteSource::open(&mf_path)?;
         let entries =
             manifest::parse(&mf_path, &read_text(&mf_path, &mf_name, mf_src.reader(), 1 << 20)?)?;
@@ -363,10 +425,27 @@ pub(crate) fn probe_ovf_file(path: &Path, opts: &ProbeOptions) -> Result<Applian
         });
     }
     let disks = probe_disks(path, &ovf, opts, |ctx, href| {
-        ctx.probe_parent(&resolve(href)?)
+        let disk = resolve(href)?;
+        if !disk.exists() {
+            return Err(Error::new(
+                crate::error::ErrorKind::NotFound,
+                format!("disk {href:?} named by the descriptor does not exist"),
+            )
+            .with_path(path));
+        }
+        ctx.probe_parent(&disk)
             .map_err(|e| e.context(format!("disk {href:?} of {}", path.display())))
     })?;
-    let a = Appliance::new(path, Container::Ovf, descriptor, ovf, manifest, disks);
+    let mut a = Appliance::new(path, container, descriptor, ovf, manifest, disks);
+    if container != Container::Ovf {
+        // VMX and libvirt XML declare no capacities: the images say.
+        a.warnings.retain(|w| !w.contains("declares"));
+        for d in &mut a.disks {
+            if let Some(img) = &d.image {
+                d.capacity = img.virtual_size;
+            }
+        }
+    }
     Ok(a)
 }
 

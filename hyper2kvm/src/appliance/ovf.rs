@@ -72,6 +72,8 @@ pub struct OvfNic {
 pub struct OvfDescriptor {
     /// VM name (`VirtualSystem/Name`, else `ovf:id`).
     pub name: String,
+    /// The VM's UUID when the source records one (VMX `uuid.bios`, libvirt `<uuid>`).
+    pub uuid: Option<String>,
     /// CIM OS id (`OperatingSystemSection/@ovf:id`).
     pub os_id: Option<u32>,
     /// VMware guest id (`vmw:osType`, e.g. `debian11_64Guest`).
@@ -80,6 +82,8 @@ pub struct OvfDescriptor {
     pub os_description: Option<String>,
     /// Virtual CPUs.
     pub cpus: Option<u32>,
+    /// Cores per socket, when the source sets a topology.
+    pub cores_per_socket: Option<u32>,
     /// Memory in MiB.
     pub memory_mib: Option<u64>,
     /// `bios` or `efi`.
@@ -103,6 +107,7 @@ pub fn looks_like_xml(head: &[u8]) -> bool {
     s[start..].starts_with(b"<?xml")
         || s[start..].starts_with(b"<Envelope")
         || s[start..].starts_with(b"<ovf:Envelope")
+        || s[start..].starts_with(b"<domain")
 }
 
 /// Converts a value with `ovf:capacityAllocationUnits`-style units to bytes: `byte * 2^30`,
@@ -199,10 +204,12 @@ impl OvfDescriptor {
         }
         let mut desc = OvfDescriptor {
             name,
+            uuid: None,
             os_id: None,
             os_type: None,
             os_description: None,
             cpus: None,
+            cores_per_socket: None,
             memory_mib: None,
             firmware: "bios".into(),
             secure_boot: false,
@@ -218,6 +225,12 @@ impl OvfDescriptor {
         }
         if let Some(hw) = vs.child("VirtualHardwareSection") {
             desc.read_hardware(hw);
+        }
+        for (i, nic) in desc.nics.iter_mut().enumerate() {
+            if let Some(mac) = &nic.mac {
+                let what = format!("network adapter {} ({:?})", i + 1, nic.name);
+                nic.mac = Some(super::vmx::normalize_mac(origin, &what, mac)?);
+            }
         }
         Ok(desc)
     }
@@ -249,7 +262,9 @@ impl OvfDescriptor {
         for item in &items {
             match item.child_text("ResourceType").unwrap_or("") {
                 resource_type::PROCESSOR => {
-                    self.cpus = item.child_text("VirtualQuantity").and_then(|v| v.parse().ok())
+                    self.cpus = item.child_text("VirtualQuantity").and_then(|v| v.parse().ok());
+                    self.cores_per_socket =
+                        item.child_text("CoresPerSocket").and_then(|v| v.parse().ok());
                 }
                 resource_type::MEMORY => {
                     let q = item.child_text("VirtualQuantity").and_then(|v| v.parse().ok());

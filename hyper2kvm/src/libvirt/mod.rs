@@ -1,0 +1,68 @@
+//! The libvirt domain of a converted guest: a typed model ([`Domain`]) chosen from the VM's
+//! description, its inspection and its disks ([`build_domain`]), serialized by our own code
+//! ([`to_xml`]), and written beside the disks with its UEFI variable store ([`write_domain`]).
+//!
+//! Defining it in libvirt through the `virt` crate lives in [`define`] (cargo feature
+//! `libvirt`, on in our builds).
+
+mod build;
+#[cfg(feature = "libvirt")]
+pub mod define;
+pub mod firmware;
+mod model;
+mod xml;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use build::{
+    DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, DomainDisk, DomainOptions, SourceNic, VmDescription,
+    build_domain, random_uuid,
+};
+pub use model::{
+    Clock, Disk, DiskBus, Domain, DomainType, Firmware, Graphics, Interface, Machine, NetSource,
+    Uefi,
+};
+pub use xml::to_xml;
+
+use crate::error::{Error, Result};
+
+/// Where the domain XML and the variable store of `name` go in `out_dir`.
+pub fn domain_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (out_dir.join(format!("{name}.xml")), out_dir.join(format!("{name}_VARS.fd")))
+}
+
+/// Writes `path` under a temporary name in its directory, flushed, then renamed into place.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.hyper2kvm-part"));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, "writing", e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, "renaming into place", e)
+    })
+}
+
+/// Writes the domain's XML (and, for UEFI, a copy of the variable-store template as its
+/// NVRAM) to the paths the domain names. Returns the files written.
+pub fn write_domain(domain: &Domain, xml_path: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    if let Firmware::Uefi(u) = &domain.firmware
+        && let Some(template) = &u.template
+    {
+        let vars = std::fs::read(template).map_err(|e| Error::io(template, "reading", e))?;
+        write_atomically(&u.nvram, &vars)?;
+        written.push(u.nvram.clone());
+    }
+    write_atomically(xml_path, to_xml(domain).as_bytes())?;
+    written.push(xml_path.to_path_buf());
+    Ok(written)
+}
