@@ -100,4 +100,54 @@ pub struct ConvertArgs {
     /// hostname, systemd-networkd files) to apply in the guest.
     #[arg(long, value_name = "FILE")]
     pub configuration: Option<std::path::PathBuf>,
+    /// The libvirt domain and validation.
+    #[command(flatten)]
+    pub domain: DomainArgs,
+}
+
+/// The libvirt domain written beside the disks, its definition in libvirt, and validation.
+#[derive(Debug, Args)]
+pub struct DomainArgs {
+    /// Write no NAME.xml domain.
+    #[arg(long)]
+    pub no_domain: bool,
+    /// libvirt network the NICs join.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub network: String,
+    /// Host bridge the NICs join instead of a network.
+    #[arg(long, env = "LIBVIRT_BRIDGE", value_name = "BRIDGE")]
+    pub bridge: Option<String>,
+    /// Disk bus.
+    #[arg(long, default_value = "virtio-blk", value_parser = ["virtio-blk", "virtio-scsi", "sata"])]
+    pub disk_bus: String,
+    /// Remote display (listening on 127.0.0.1).
+    #[arg(long, default_value = "vnc", value_parser = ["vnc", "spice", "none"])]
+    pub graphics: String,
+    /// Domain type: kvm, or qemu for hosts without KVM.
+    #[arg(long, default_value = "kvm", value_parser = ["kvm", "qemu"])]
+    pub domain_type: String,
+    /// Define the domain in libvirt.
+    #[arg(long, env = "LIBVIRT_INTEGRATION")]
+    pub define: bool,
+    /// libvirt connection URI for --define.
+    #[arg(long, env = "LIBVIRT_URI", value_name = "URI")]
+    pub libvirt_uri: Option<String>,
+    /// Storage pool (a directory pool) holding the output directory, refreshed on --define.
+    #[arg(long, env = "LIBVIRT_POOL", value_name = "POOL")]
+    pub pool: Option<String>,
+    /// Start the defined domain when the host boots.
+    #[arg(long, env = "LIBVIRT_AUTOSTART")]
+    pub autostart: bool,
+    /// Skip `qemu-img check` of the outputs.
+    #[arg(long)]
+    pub no_check: bool,
+    /// Boot the converted guest (headless, bounded) before the outputs are renamed into place.
+    #[arg(long)]
+    pub boot_test: bool,
+    /// Console text that means the guest booted.
+    #[arg(long, default_value = "login:", value_name = "TEXT")]
+    pub boot_marker: String,
+    /// Seconds the boot test may take.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub boot_timeout: u64,
 }

@@ -32,7 +32,12 @@ fn convert_prints_output_lines_and_progress() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let expected = out.join("web.qcow2");
-    assert_eq!(stdout.trim(), format!("Output: {}", expected.display()));
+    let xml = out.canonicalize().unwrap().join("web.xml");
+    assert_eq!(
+        stdout.trim(),
+        format!("Output: {}\nOutput: {}", expected.display(), xml.display()),
+        "one line per artifact: the disk, then its libvirt domain"
+    );
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("progress: convert web.qcow2 100%"), "{stderr}");
     let info = sh(Command::new("qemu-img").args(["info", "--output=json"]).arg(&expected));

@@ -17,9 +17,14 @@ use crate::formats::vhd;
 use crate::guest::inspect::{Inspection, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
+use crate::libvirt::{
+    Domain, DomainDisk, DomainOptions, Firmware, VmDescription, build_domain, domain_paths,
+    write_domain,
+};
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress};
-use crate::qemu_img::{self, BlockSpec};
+use crate::qemu_img::{self, BlockSpec, CheckReport};
+use crate::validate::{BootTestOptions, BootTestResult, boot_test};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +85,12 @@ pub struct ConvertOptions {
     pub fix: Option<FixOptions>,
     /// How to run the libguestfs appliance.
     pub guest: GuestOptions,
+    /// Write `NAME.xml` (a libvirt domain) beside the disks (`None`: no domain).
+    pub domain: Option<DomainOptions>,
+    /// `qemu-img check` every output before it is renamed into place.
+    pub check: bool,
+    /// Boot the converted guest before renaming it into place (`None`: no boot test).
+    pub boot_test: Option<BootTestOptions>,
 }
 
 impl Default for ConvertOptions {
@@ -93,6 +104,9 @@ impl Default for ConvertOptions {
             coroutines: 8,
             fix: Some(FixOptions::default()),
             guest: GuestOptions::default(),
+            domain: Some(DomainOptions::default()),
+            check: true,
+            boot_test: None,
         }
     }
 }
@@ -129,6 +143,23 @@ pub struct ConvertReport {
     pub changes: Vec<Change>,
     /// Things worth knowing that did not stop the conversion.
     pub warnings: Vec<String>,
+    /// The libvirt domain written beside the disks.
+    pub domain: Option<DomainReport>,
+    /// `qemu-img check` of each output, in output order.
+    pub checks: Vec<CheckReport>,
+    /// The boot test, when one ran.
+    pub boot_test: Option<BootTestResult>,
+}
+
+/// The domain written by [`convert`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainReport {
+    /// `OUTDIR/NAME.xml`.
+    pub xml: PathBuf,
+    /// `OUTDIR/NAME_VARS.fd` for UEFI guests.
+    pub nvram: Option<PathBuf>,
+    /// What it describes.
+    pub domain: Domain,
 }
 
 /// Replaces anything but `[A-Za-z0-9._-]` and strips leading dots, so a VM name from an OVF
@@ -214,6 +245,17 @@ fn plan(
             jobs
         }
     };
+    if opts.domain.is_some()
+        && let Some(stem) = jobs.first().and_then(|j| j.final_path.file_stem())
+    {
+        let (xml, _) = domain_paths(out_dir, &stem.to_string_lossy());
+        if xml.exists() && !opts.overwrite {
+            return Err(Error::invalid(
+                &xml,
+                "output already exists (use --overwrite to replace it)",
+            ));
+        }
+    }
     for j in &jobs {
         let clash = j.image.all_files().iter().any(|f| same_file(f, &j.final_path))
             || same_file(input_path, &j.final_path);
@@ -423,6 +465,50 @@ pub fn convert(
         (guest, changes, warnings) = (g, c, w);
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
     }
+    let mut checks = Vec::new();
+    if opts.check {
+        for j in &jobs {
+            let c = qemu_img::check(&j.temp_path, opts.format.image_format())
+                .map_err(|e| e.with_path(&j.final_path))?;
+            if c.corruptions > 0 || c.check_errors > 0 {
+                return Err(Error::new(
+                    ErrorKind::ToolFailed,
+                    format!(
+                        "qemu-img check found {} corruption(s) and {} error(s) in the output",
+                        c.corruptions, c.check_errors
+                    ),
+                )
+                .with_path(&j.final_path));
+            }
+            checks.push(c);
+        }
+    }
+    let domain = match &opts.domain {
+        Some(dopts) => {
+            Some(plan_domain(&probed, input, out_dir, &jobs, guest.as_ref(), opts, dopts)?)
+        }
+        None => None,
+    };
+    let mut boot = None;
+    if let (Some(bt), Some((d, _))) = (&opts.boot_test, &domain) {
+        // Boot what is about to be renamed: the same domain on the temporary files.
+        let mut on_temps = d.clone();
+        for (disk, j) in on_temps.disks.iter_mut().zip(&jobs) {
+            disk.path = j.temp_path.clone();
+        }
+        progress(&Progress { stage: "boot-test".into(), item: d.name.clone(), done: 0, total: 1 });
+        let r = boot_test(&on_temps, bt, out_dir, cancel)?;
+        progress(&Progress { stage: "boot-test".into(), item: d.name.clone(), done: 1, total: 1 });
+        if !r.passed {
+            return Err(r.into_error(&jobs[0].final_path, &bt.marker, bt.timeout));
+        }
+        boot = Some(r);
+    } else if opts.boot_test.is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "a boot test needs the domain (not --no-domain)",
+        ));
+    }
     let mut outputs = Vec::new();
     for j in &jobs {
         let bytes = sync_file(&j.temp_path)?;
@@ -439,10 +525,21 @@ pub fn convert(
         std::fs::rename(&j.temp_path, &j.final_path)
             .map_err(|e| Error::io(&j.final_path, "cannot rename output into place", e))?;
     }
+    cleanup.files.clear();
+    let domain = match domain {
+        Some((d, xml)) => {
+            write_domain(&d, &xml)?;
+            let nvram = match &d.firmware {
+                Firmware::Uefi(u) => Some(u.nvram.clone()),
+                Firmware::Bios => None,
+            };
+            Some(DomainReport { xml, nvram, domain: d })
+        }
+        None => None,
+    };
     if let Ok(d) = File::open(out_dir) {
         let _ = d.sync_all();
     }
-    cleanup.files.clear();
     Ok(ConvertReport {
         input: probed,
         outputs,
@@ -450,7 +547,44 @@ pub fn convert(
         guest,
         changes,
         warnings,
+        domain,
+        checks,
+        boot_test: boot,
     })
+}
+
+/// The domain for the outputs, and where its XML goes.
+fn plan_domain(
+    probed: &Probed,
+    input: &Path,
+    out_dir: &Path,
+    jobs: &[Job],
+    guest: Option<&Inspection>,
+    opts: &ConvertOptions,
+    dopts: &DomainOptions,
+) -> Result<(Domain, PathBuf)> {
+    let out_abs = std::fs::canonicalize(out_dir).map_err(|e| Error::io(out_dir, "resolving", e))?;
+    let name = jobs[0]
+        .final_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "guest".into());
+    let origin = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut desc = match probed {
+        Probed::Appliance(a) => VmDescription::from_descriptor(&a.ovf, &origin),
+        Probed::Disk(_) => VmDescription { origin: origin.clone(), ..VmDescription::default() },
+    };
+    desc.name = name.clone();
+    let disks: Vec<DomainDisk> = jobs
+        .iter()
+        .map(|j| DomainDisk {
+            path: out_abs.join(j.final_path.file_name().unwrap_or_default()),
+            format: opts.format.extension().to_string(),
+        })
+        .collect();
+    let (xml, nvram) = domain_paths(&out_abs, &name);
+    let domain = build_domain(&desc, guest, &disks, nvram, dopts)?;
+    Ok((domain, xml))
 }
 
 #[cfg(test)]

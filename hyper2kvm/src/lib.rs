@@ -26,6 +26,7 @@ pub mod probe;
 pub mod progress;
 pub mod qemu_img;
 pub mod source;
+pub mod validate;
 
 pub use appliance::Appliance;
 pub use convert::{ConvertOptions, ConvertOutput, ConvertReport, TargetFormat, convert};

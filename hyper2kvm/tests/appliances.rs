@@ -128,7 +128,19 @@ fn ova_with_two_disks_converts_in_place() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, vec!["web01-vmdisk2.qcow2", "web01.qcow2"]);
+    assert_eq!(left, vec!["web01-vmdisk2.qcow2", "web01.qcow2", "web01.xml"]);
+    // The domain beside the disks names both outputs in order and keeps the OVF's MAC.
+    let d = report.domain.as_ref().unwrap();
+    assert_eq!(d.xml, out.canonicalize().unwrap().join("web01.xml"));
+    let back =
+        hyper2kvm::appliance::domxml::parse(&d.xml, &std::fs::read_to_string(&d.xml).unwrap())
+            .unwrap();
+    let files: Vec<PathBuf> = back.files.iter().map(|f| PathBuf::from(&f.href)).collect();
+    let outputs: Vec<PathBuf> =
+        report.outputs.iter().map(|o| o.path.canonicalize().unwrap()).collect();
+    assert_eq!(files, outputs);
+    assert_eq!(back.nics[0].mac.as_deref(), Some("00:50:56:ab:cd:ef"));
+    assert_eq!((back.memory_mib, back.cpus), (Some(2048), Some(2)));
 }
 
 fn compress(ova: &Path, kind: &str) -> PathBuf {
@@ -175,7 +187,7 @@ fn compressed_ovas_are_extracted_only_into_the_output_directory() {
         same(&disks[0].1, &report.outputs[0].path);
         same(&disks[1].1, &report.outputs[1].path);
         let left = std::fs::read_dir(&out).unwrap().count();
-        assert_eq!(left, 2, "the extraction directory must be gone");
+        assert_eq!(left, 3, "two disks and the domain; the extraction directory must be gone");
     }
 }
 

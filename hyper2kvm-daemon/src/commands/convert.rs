@@ -63,6 +63,13 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
     if args.dry_run {
         return dry_run(args, &fix);
     }
+    let domain = match super::domain::domain_options(&args.domain) {
+        Ok(d) => d,
+        Err(e) => {
+            report_error(&e);
+            return ExitCode::from(2);
+        }
+    };
     let opts = ConvertOptions {
         format,
         compress: args.compress,
@@ -70,6 +77,9 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         name: args.name.clone(),
         probe: ProbeOptions { cross_check: true, verify_manifest: !args.no_verify },
         fix: (!args.no_fix).then_some(fix),
+        domain,
+        check: !args.domain.no_check,
+        boot_test: super::domain::boot_test_options(&args.domain),
         ..ConvertOptions::default()
     };
     let cancel = CancelToken::new();
@@ -78,19 +88,40 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
     let result =
         hyper2kvm::convert(&args.input, &args.output_dir, &opts, &mut |p| view.update(p), &cancel);
     view.finish();
+    let result = result.and_then(|report| {
+        let defined = super::domain::define_if_asked(&args.domain, &report)?;
+        Ok((report, defined))
+    });
     match result {
-        Ok(report) => {
+        Ok((report, defined)) => {
             if args.json {
                 print_json(
-                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": report, "peak_rss_bytes": peak_rss() }),
+                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": report, "defined": defined, "peak_rss_bytes": peak_rss() }),
                 );
             } else {
                 print_changes(&report.changes);
                 for w in &report.warnings {
                     eprintln!("hyper2kvm: warning: {w}");
                 }
+                if let Some(b) = &report.boot_test {
+                    eprintln!(
+                        "boot test passed in {:.0} s ({:?}): {}",
+                        b.seconds,
+                        b.accel,
+                        b.line.as_deref().unwrap_or("")
+                    );
+                }
                 for o in &report.outputs {
                     println!("Output: {}", o.path.display());
+                }
+                if let Some(d) = &report.domain {
+                    if let Some(n) = &d.nvram {
+                        println!("Output: {}", n.display());
+                    }
+                    println!("Output: {}", d.xml.display());
+                }
+                if let Some(d) = &defined {
+                    eprintln!("defined domain {} ({}) at {}", d.name, d.uuid, d.uri);
                 }
                 eprintln!(
                     "converted {} disk(s), {} in {:.1} s",

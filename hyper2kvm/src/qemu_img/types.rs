@@ -19,7 +19,7 @@ pub struct ImageInfo {
 }
 
 /// `qemu-img check --output=json`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct CheckReport {
     /// Driver name.
     pub format: String,

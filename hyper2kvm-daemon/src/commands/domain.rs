@@ -1,0 +1,59 @@
+//! The domain and validation flags of `convert`, turned into library options, and `--define`.
+
+use std::time::Duration;
+
+use hyper2kvm::libvirt::define::{DefineOptions, Defined, define};
+use hyper2kvm::libvirt::{DomainOptions, DomainType, Graphics, NetSource};
+use hyper2kvm::validate::BootTestOptions;
+use hyper2kvm::{ConvertReport, Result};
+
+use crate::cli::DomainArgs;
+
+/// The domain options (`None` with `--no-domain`).
+pub fn domain_options(a: &DomainArgs) -> Result<Option<DomainOptions>> {
+    if a.no_domain {
+        return Ok(None);
+    }
+    Ok(Some(DomainOptions {
+        domain_type: if a.domain_type == "qemu" { DomainType::Qemu } else { DomainType::Kvm },
+        network: match &a.bridge {
+            Some(b) if !b.is_empty() => NetSource::Bridge(b.clone()),
+            _ => NetSource::Network(a.network.clone()),
+        },
+        disk_bus: a.disk_bus.parse()?,
+        graphics: match a.graphics.as_str() {
+            "spice" => Graphics::Spice,
+            "none" => Graphics::None,
+            _ => Graphics::Vnc,
+        },
+        ..DomainOptions::default()
+    }))
+}
+
+/// The boot test options (`None` without `--boot-test`).
+pub fn boot_test_options(a: &DomainArgs) -> Option<BootTestOptions> {
+    a.boot_test.then(|| BootTestOptions {
+        marker: a.boot_marker.clone(),
+        timeout: Duration::from_secs(a.boot_timeout),
+        ..BootTestOptions::default()
+    })
+}
+
+/// Defines the converted domain when `--define` (or `LIBVIRT_INTEGRATION=true`) asks.
+pub fn define_if_asked(a: &DomainArgs, report: &ConvertReport) -> Result<Option<Defined>> {
+    if !a.define {
+        return Ok(None);
+    }
+    let Some(d) = &report.domain else {
+        return Err(hyper2kvm::Error::new(
+            hyper2kvm::ErrorKind::InvalidInput,
+            "--define needs the domain (drop --no-domain)",
+        ));
+    };
+    let xml =
+        std::fs::read_to_string(&d.xml).map_err(|e| hyper2kvm::Error::io(&d.xml, "reading", e))?;
+    let disks: Vec<_> = d.domain.disks.iter().map(|x| x.path.clone()).collect();
+    let opts =
+        DefineOptions { uri: a.libvirt_uri.clone(), autostart: a.autostart, pool: a.pool.clone() };
+    define(&xml, &disks, &opts).map(Some)
+}
