@@ -21,7 +21,7 @@ pub enum Command {
     /// Identify disk images, OVAs and OVFs from their content and report what they hold.
     Probe(ProbeArgs),
     /// Convert a disk image, OVA or OVF into qcow2 or raw files.
-    Convert(ConvertArgs),
+    Convert(Box<ConvertArgs>),
     /// Inspect the guest operating system on disk images, OVAs or OVFs (read-only).
     Inspect(InspectArgs),
 }
