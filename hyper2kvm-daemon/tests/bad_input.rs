@@ -294,3 +294,62 @@ fn bad_configuration_file_is_refused_before_any_disk_is_touched() {
         assert!(!out.exists(), "{name}: nothing may be written");
     }
 }
+
+#[test]
+fn vmx_disk_paths_outside_its_directory() {
+    let t = scratch();
+    let vm = t.path().join("vm");
+    std::fs::create_dir(&vm).unwrap();
+    let other = t.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let disk = sparse_vmdk_with_data(&other);
+    let vmx = |name: &str, file: &str| {
+        let p = vm.join(name);
+        std::fs::write(
+            &p,
+            format!(
+                ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\n\
+                 displayName = \"app\"\nmemsize = \"1024\"\nscsi0.present = \"TRUE\"\n\
+                 scsi0:0.present = \"TRUE\"\nscsi0:0.fileName = \"{file}\"\n"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let climbing = vmx("climb.vmx", "../other/src.vmdk");
+    rejected(&vm, &climbing, "climb.vmx", "climbs out");
+    let absolute = vmx("abs.vmx", &disk.display().to_string());
+    rejected(&vm, &absolute, "abs.vmx", "outside the VMX file's directory");
+}
+
+#[test]
+fn ovf_naming_a_missing_disk() {
+    let t = scratch();
+    let ovf =
+        vmware_ovf("gone", &[("gone-disk1.vmdk", 1 << 30, 1 << 20)], &["00:50:56:00:00:01"], false);
+    let p = t.path().join("gone.ovf");
+    std::fs::write(&p, ovf).unwrap();
+    rejected(t.path(), &p, "gone.ovf", "gone-disk1.vmdk\" named by the descriptor does not exist");
+}
+
+#[test]
+fn mac_that_is_not_a_mac() {
+    let t = scratch();
+    let ovf = vmware_ovf("badmac", &[], &["00:50:56:zz:00:01"], false);
+    let p = t.path().join("badmac.ovf");
+    std::fs::write(&p, ovf).unwrap();
+    rejected(t.path(), &p, "badmac.ovf", "\"00:50:56:zz:00:01\" is not a MAC address");
+}
+
+#[test]
+fn libvirt_xml_that_is_not_a_domain() {
+    let t = scratch();
+    for (name, text) in [
+        ("net.xml", "<network>\n  <name>default</name>\n</network>\n"),
+        ("pool.xml", "<?xml version=\"1.0\"?>\n<pool type=\"dir\"><name>p</name></pool>\n"),
+    ] {
+        let p = t.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        rejected(t.path(), &p, name, "neither an OVF <Envelope> nor a libvirt <domain>");
+    }
+}

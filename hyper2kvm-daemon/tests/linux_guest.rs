@@ -133,7 +133,12 @@ fn boot_converted_guest_on_virtio() {
     let out = t.path().join("out");
     let conf = t.path().join("configuration.json");
     std::fs::write(&conf, CONFIGURATION).unwrap();
-    let v = convert_json(&vmdk, &out, &["--configuration", conf.to_str().unwrap()]);
+    let v = convert_json(&vmdk, &out, &["--configuration", conf.to_str().unwrap(), "--boot-test"]);
+    // hyper2kvm's own boot test (the domain's devices, TCG here) saw the login prompt.
+    let bt = &v["report"]["boot_test"];
+    assert_eq!(bt["passed"], true, "{bt}");
+    assert!(bt["line"].as_str().unwrap().contains("kvm-debian login:"), "{bt}");
+    assert_eq!(bt["accel"], "tcg");
 
     // (c) every change is listed, with the file and the old and new lines.
     let changes = v["report"]["changes"].as_array().unwrap();
@@ -183,6 +188,34 @@ fn boot_converted_guest_on_virtio() {
     assert!(line.contains("host=kvm-debian "), "{line}");
     assert!(line.contains("users=ops,"), "{line}");
     assert!(line.contains("networkd=active"), "{line}");
+}
+
+/// `--boot-test` on the unconverted guest (`--no-fix`): it fails with the console's tail in
+/// the error, exit status 1, and no output is renamed into place.
+#[test]
+fn boot_test_fails_on_the_unconverted_guest() {
+    let (vmdk, _) = guest("bios");
+    let t = scratch();
+    let out = t.path().join("out");
+    let o = hyper2kvm()
+        .arg("convert")
+        .arg(&vmdk)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-fix", "--boot-test", "--boot-timeout", "240"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("boot test: the guest failed to boot"), "{stderr}");
+    assert!(stderr.contains("last console lines:"), "{stderr}");
+    assert!(
+        GIVE_UP.iter().any(|g| stderr.contains(g)),
+        "the console tail is in the error: {stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "nothing may be left under a final name: {left:?}");
+    assert!(String::from_utf8_lossy(&o.stdout).trim().is_empty(), "no Output: lines");
 }
 
 #[test]

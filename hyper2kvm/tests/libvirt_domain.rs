@@ -189,3 +189,73 @@ fn test_driver_defines_each_flavour_and_gives_back_the_same_devices() {
         assert_eq!(back.uuid, sent.uuid, "{name}: uuid");
     }
 }
+
+fn no_fix() -> hyper2kvm::ConvertOptions {
+    hyper2kvm::ConvertOptions { fix: None, ..Default::default() }
+}
+
+/// The domain file a conversion wrote, validated by libvirt's schema and read back.
+fn written_domain(report: &hyper2kvm::ConvertReport) -> OvfDescriptor {
+    let d = report.domain.as_ref().expect("a domain");
+    let o = Command::new("virt-xml-validate").arg(&d.xml).arg("domain").output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    domxml::parse(&d.xml, &std::fs::read_to_string(&d.xml).unwrap()).unwrap()
+}
+
+#[test]
+fn vmx_input_converts_with_its_disks_nics_and_uefi() {
+    let t = support::scratch();
+    let vm = t.path().join("app01");
+    std::fs::create_dir(&vm).unwrap();
+    std::fs::copy(fixtures().join("app01.vmx"), vm.join("app01.vmx")).unwrap();
+    for (file, size) in [("app01.vmdk", "64M"), ("app01_1.vmdk", "32M"), ("app01_2.vmdk", "16M")] {
+        support::qemu_create(&vm.join(file), "vmdk", None, size);
+    }
+    let out = t.path().join("out");
+    let cancel = hyper2kvm::CancelToken::new();
+    let report =
+        hyper2kvm::convert(&vm.join("app01.vmx"), &out, &no_fix(), &mut |_| {}, &cancel).unwrap();
+    let sizes: Vec<u64> = report.outputs.iter().map(|o| o.virtual_size).collect();
+    assert_eq!(sizes, vec![64 << 20, 32 << 20, 16 << 20], "SCSI, then SATA, then NVMe");
+    let back = written_domain(&report);
+    let files: Vec<PathBuf> = back.files.iter().map(|f| PathBuf::from(&f.href)).collect();
+    let outputs: Vec<PathBuf> =
+        report.outputs.iter().map(|o| o.path.canonicalize().unwrap()).collect();
+    assert_eq!(files, outputs);
+    let macs: Vec<_> = back.nics.iter().map(|n| n.mac.clone().unwrap()).collect();
+    assert_eq!(macs, vec!["00:50:56:9c:12:34", "00:50:56:3f:00:02"]);
+    assert_eq!(back.firmware, "efi");
+    assert_eq!(back.uuid.as_deref(), Some("421c5e39-1f2a-4d2b-9e77-0c613a5510fe"));
+    // The variable store is this domain's own copy of the host's template.
+    let nvram = report.domain.as_ref().unwrap().nvram.clone().unwrap();
+    assert!(nvram.starts_with(out.canonicalize().unwrap()));
+    let template = hyper2kvm::libvirt::firmware::find(false).unwrap().vars;
+    assert_eq!(std::fs::read(&nvram).unwrap(), std::fs::read(template).unwrap());
+}
+
+#[test]
+fn libvirt_xml_input_converts() {
+    let t = support::scratch();
+    let disk = t.path().join("images/web.qcow2");
+    std::fs::create_dir_all(disk.parent().unwrap()).unwrap();
+    support::qemu_create(&disk, "qcow2", None, "48M");
+    let xml = format!(
+        "<domain type='kvm'><name>web</name><memory unit='MiB'>3072</memory><vcpu>3</vcpu>\
+         <os><type arch='x86_64' machine='pc-i440fx-7.2'>hvm</type></os><devices>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{}'/><target dev='sda' bus='sata'/></disk>\
+         <interface type='network'><mac address='52:54:00:12:34:56'/><source network='default'/></interface>\
+         </devices></domain>",
+        disk.display()
+    );
+    let def = t.path().join("web.xml");
+    std::fs::write(&def, xml).unwrap();
+    let out = t.path().join("out");
+    let cancel = hyper2kvm::CancelToken::new();
+    let report = hyper2kvm::convert(&def, &out, &no_fix(), &mut |_| {}, &cancel).unwrap();
+    assert_eq!(report.outputs.len(), 1);
+    let back = written_domain(&report);
+    assert_eq!((back.memory_mib, back.cpus), (Some(3072), Some(3)));
+    assert_eq!(back.nics[0].mac.as_deref(), Some("52:54:00:12:34:56"));
+    assert_eq!(back.firmware, "bios");
+}

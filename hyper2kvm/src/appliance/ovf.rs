@@ -100,14 +100,15 @@ pub struct OvfDescriptor {
     pub nics: Vec<OvfNic>,
 }
 
-/// True when `head` is an XML document (an OVF, or another XML we will name in an error).
+/// True when `head` is an XML document (an OVF, a libvirt domain, or another XML we will name
+/// in an error): an XML declaration, or text opening with an element.
 pub fn looks_like_xml(head: &[u8]) -> bool {
     let s = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
     let start = s.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(s.len());
-    s[start..].starts_with(b"<?xml")
-        || s[start..].starts_with(b"<Envelope")
-        || s[start..].starts_with(b"<ovf:Envelope")
-        || s[start..].starts_with(b"<domain")
+    let s = &s[start..];
+    let text = !s[..s.len().min(512)].contains(&0);
+    s.starts_with(b"<?xml")
+        || (text && s.first() == Some(&b'<') && s.get(1).is_some_and(|c| c.is_ascii_alphabetic()))
 }
 
 /// Converts a value with `ovf:capacityAllocationUnits`-style units to bytes: `byte * 2^30`,
@@ -138,7 +139,10 @@ impl OvfDescriptor {
         if root.name != "Envelope" {
             return Err(Error::invalid(
                 origin,
-                format!("XML root is <{}>, not an OVF <Envelope>", root.name),
+                format!(
+                    "XML root is <{}>, neither an OVF <Envelope> nor a libvirt <domain>",
+                    root.name
+                ),
             ));
         }
         let vs = root
