@@ -8,9 +8,11 @@
 #     (2 vCPUs, 2 GiB, one vmxnet3 NIC) and a SHA256 manifest;
 #  3. `hyper2kvm probe`, `hyper2kvm inspect`, and `hyper2kvm convert` (inspect + fix + convert,
 #     the disk read in place from the OVA);
-#  4. validation: `qemu-img check`, then a bounded boot of the output on virtio-blk and
-#     virtio-net (TCG) until the guest prints its marker with its root on /dev/vda1 and its
-#     NIC configured.
+#     with its own validation (`qemu-img check`, and `--boot-test`: the guest booted with the
+#     devices of the libvirt domain it writes beside the disk);
+#  4. independent validation: `qemu-img check`, `virt-xml-validate` of the domain, then a
+#     bounded boot of the output on virtio-blk and virtio-net (TCG) until the guest prints its
+#     marker with its root on /dev/vda1 and its NIC configured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 H2K=${H2K:-target/release/hyper2kvm}
@@ -57,12 +59,16 @@ echo "== hyper2kvm probe $work/web01.ova"
 echo "== hyper2kvm inspect $work/web01.ova"
 "$H2K" inspect "$work/web01.ova"
 
-echo "== hyper2kvm convert $work/web01.ova -o $work/out --compress"
-"$H2K" convert "$work/web01.ova" -o "$work/out" --compress | tee "$work/convert.out"
+echo "== hyper2kvm convert $work/web01.ova -o $work/out --compress --boot-test"
+"$H2K" convert "$work/web01.ova" -o "$work/out" --compress --boot-test \
+  --boot-marker HYPER2KVM-BOOT-OK | tee "$work/convert.out"
 
-echo "== validating: qemu-img check, then a bounded boot on virtio (TCG)"
-out=$(sed -n 's/^Output: //p' "$work/convert.out")
+echo "== validating independently: qemu-img check, virt-xml-validate, a bounded boot on virtio (TCG)"
+out=$(sed -n 's/^Output: \(.*\.qcow2\)$/\1/p' "$work/convert.out")
+xml=$(sed -n 's/^Output: \(.*\.xml\)$/\1/p' "$work/convert.out")
 qemu-img check -q "$out"
+virt-xml-validate "$xml" domain
+grep -q "<mac address=\"$mac\"/>" "$xml" || { echo "demo: FAILED — $xml lacks the OVF's MAC $mac"; exit 1; }
 timeout 300 qemu-system-x86_64 -machine q35,accel=tcg -m 1024 -nodefaults -nographic -no-reboot \
   -display none -monitor none -serial "file:$work/console.log" \
   -drive "file=$out,format=qcow2,if=none,id=d0,snapshot=on" -device virtio-blk-pci,drive=d0 \

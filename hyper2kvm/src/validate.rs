@@ -253,7 +253,9 @@ fn run(
             }
         }
         let text = String::from_utf8_lossy(&console);
-        for line in text.lines() {
+        // Whole lines only: the marker line may arrive in pieces.
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for line in complete.lines() {
             if line.contains(&opts.marker) {
                 decision = Some((true, line.trim().to_string()));
                 break;
