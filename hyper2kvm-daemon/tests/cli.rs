@@ -104,3 +104,51 @@ fn probe_json_lists_every_input() {
     let human = hyper2kvm().arg("probe").arg(&a).output().unwrap();
     assert!(String::from_utf8_lossy(&human.stdout).contains("vdi (dynamic), virtual size 8.0 MiB"));
 }
+
+/// `--define` through the `virt` crate on libvirt's `test:///default` driver, chosen with the
+/// contract's environment keys (`LIBVIRT_INTEGRATION`, `LIBVIRT_URI`, `LIBVIRT_AUTOSTART`,
+/// `LIBVIRT_BRIDGE`).
+#[test]
+fn convert_defines_the_domain_in_libvirt() {
+    let t = scratch();
+    let raw = t.path().join("src.raw");
+    raw_with_data(&raw, 8 << 20);
+    let out = t.path().join("out");
+    let o = hyper2kvm()
+        .arg("convert")
+        .arg(&raw)
+        .arg("-o")
+        .arg(&out)
+        .args(["--no-fix", "--json"])
+        .env("LIBVIRT_INTEGRATION", "true")
+        .env("LIBVIRT_URI", "test:///default")
+        .env("LIBVIRT_AUTOSTART", "true")
+        .env("LIBVIRT_BRIDGE", "br-test")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v["defined"];
+    assert_eq!(d["uri"], "test:///default");
+    assert_eq!(d["name"], "src");
+    assert_eq!(d["autostart"], true);
+    assert_eq!(d["uuid"], v["report"]["domain"]["domain"]["uuid"]);
+    let xml = d["xml"].as_str().unwrap();
+    assert!(xml.contains("<source bridge='br-test'/>"), "{xml}");
+    assert!(
+        xml.contains(&format!("{}", out.canonicalize().unwrap().join("src.qcow2").display())),
+        "{xml}"
+    );
+    // Without the environment nothing is defined.
+    let out2 = t.path().join("out2");
+    let o = hyper2kvm()
+        .arg("convert")
+        .arg(&raw)
+        .arg("-o")
+        .arg(&out2)
+        .args(["--no-fix", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["defined"].is_null(), "{v}");
+}
