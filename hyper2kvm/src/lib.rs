@@ -22,6 +22,8 @@ pub mod guest;
 pub mod image;
 pub mod inspect_input;
 pub mod libvirt;
+pub mod manifest;
+pub mod pipeline;
 pub mod probe;
 pub mod progress;
 pub mod qemu_img;

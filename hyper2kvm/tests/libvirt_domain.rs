@@ -259,3 +259,31 @@ fn libvirt_xml_input_converts() {
     assert_eq!(back.nics[0].mac.as_deref(), Some("52:54:00:12:34:56"));
     assert_eq!(back.firmware, "bios");
 }
+
+#[test]
+fn golden_manifest_vsphere_export() {
+    let text = std::fs::read_to_string(fixtures().join("manifest-vsphere.json")).unwrap();
+    let m: hyper2kvm::manifest::Manifest = serde_json::from_str(&text).unwrap();
+    let desc = m.vm_description("artifact-manifest.json");
+    let disks: Vec<DomainDisk> = m
+        .disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DomainDisk {
+            path: if i == 0 {
+                "/srv/vms/db01.qcow2".into()
+            } else {
+                format!("/srv/vms/db01-{}.qcow2", d.id).into()
+            },
+            format: "qcow2".into(),
+        })
+        .collect();
+    let mut opts = options(DomainType::Kvm);
+    opts.uuid = Some("0c9a1f3e-5d2b-4a61-8e7f-1b2c3d4e5f60".into());
+    let d = build_domain(&desc, None, &disks, "/srv/vms/db01_VARS.fd".into(), &opts).unwrap();
+    let xml = to_xml(&d);
+    check_golden("manifest-vsphere.xml", &xml);
+    let back = domxml::parse(Path::new("db01.xml"), &xml).unwrap();
+    assert_eq!(back.nics[0].mac.as_deref(), Some("00:50:56:ab:12:34"));
+    assert_eq!((back.memory_mib, back.cpus, back.firmware.as_str()), (Some(8192), Some(4), "efi"));
+}

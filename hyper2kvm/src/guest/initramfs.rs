@@ -202,6 +202,23 @@ mod tests {
         write_newc(&members)
     }
 
+    /// `data` compressed the way initramfs tools do.
+    fn pack(codec: &str, data: &[u8]) -> Vec<u8> {
+        match codec {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            "xz" => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            _ => zstd::encode_all(data, 1).unwrap(),
+        }
+    }
+
     #[test]
     fn microcode_prefix_then_compressed_main_archive() {
         let early = cpio(&[("kernel/x86/microcode/GenuineIntel.bin", b"ucode")]);
@@ -210,20 +227,7 @@ mod tests {
             ("usr/lib/modules/6.1.0/kernel/drivers/ata/ata_piix.ko.xz", b"elf"),
         ]);
         for codec in ["gzip", "xz", "zstd"] {
-            let packed = match codec {
-                "gzip" => {
-                    let mut e =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    e.write_all(&main).unwrap();
-                    e.finish().unwrap()
-                }
-                "xz" => {
-                    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
-                    e.write_all(&main).unwrap();
-                    e.finish().unwrap()
-                }
-                _ => zstd::encode_all(&main[..], 1).unwrap(),
-            };
+            let packed = pack(codec, &main);
             let mut image = early.clone();
             image.resize(image.len().next_multiple_of(512), 0);
             image.extend_from_slice(&packed);
@@ -243,20 +247,7 @@ mod tests {
             ("lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko", b"elf"),
         ]);
         for codec in ["gzip", "xz", "zstd"] {
-            let mut image = match codec {
-                "gzip" => {
-                    let mut e =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    e.write_all(&main).unwrap();
-                    e.finish().unwrap()
-                }
-                "xz" => {
-                    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
-                    e.write_all(&main).unwrap();
-                    e.finish().unwrap()
-                }
-                _ => zstd::encode_all(&main[..], 1).unwrap(),
-            };
+            let mut image = pack(codec, &main);
             assert!(!has_module(&list(&image).unwrap(), "virtio_blk"), "{codec}");
             append(&mut image, &extra);
             let names = list(&image).unwrap();

@@ -1,0 +1,156 @@
+//! The Artifact Manifest v1.0 (contract section 1): loading JSON or YAML, checking every field
+//! before anything is touched (all violations at once, each with its JSON path), warning about
+//! unknown fields, and resolving the disk paths.
+//!
+//! [`LoadedManifest::load`] is the one entry point; the typed document is in [`schema`].
+
+mod check;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+pub use schema::Manifest;
+
+/// Largest manifest we read; HyperSDK's are a few KiB.
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// A manifest that passed every check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedManifest {
+    /// The file.
+    pub path: PathBuf,
+    /// Its directory (relative disk paths start here).
+    pub dir: PathBuf,
+    /// The document, disk paths resolved against `dir`.
+    pub manifest: Manifest,
+    /// Unknown fields and the like.
+    pub warnings: Vec<String>,
+}
+
+/// Parses JSON, or YAML when the file says so by name or does not start like JSON.
+fn parse(path: &Path, text: &str) -> Result<Value> {
+    let yaml_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+    let first = text.trim_start_matches('\u{feff}').trim_start().chars().next();
+    if !yaml_name && matches!(first, Some('{') | Some('[')) {
+        serde_json::from_str(text.trim_start_matches('\u{feff}'))
+            .map_err(|e| Error::invalid(path, format!("not valid JSON: {e}")))
+    } else {
+        serde_yaml_ng::from_str(text)
+            .map_err(|e| Error::invalid(path, format!("not valid YAML: {e}")))
+    }
+}
+
+/// Each disk's `local_path` that does not name an existing regular file.
+fn missing_disks(doc: &Value, dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(disks) = doc.get("disks").and_then(Value::as_array) else { return out };
+    for (i, d) in disks.iter().enumerate() {
+        let Some(p) = d.get("local_path").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let full = dir.join(p);
+        match std::fs::metadata(&full) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                out.push(format!("disks[{i}].local_path: {} is not a regular file", full.display()))
+            }
+            Err(_) => out.push(format!("disks[{i}].local_path: {} does not exist", full.display())),
+        }
+    }
+    out
+}
+
+impl LoadedManifest {
+    /// Reads, checks and resolves a manifest file. Every violation is in the one error.
+    pub fn load(path: &Path) -> Result<LoadedManifest> {
+        let meta =
+            std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read manifest", e))?;
+        if !meta.is_file() {
+            return Err(Error::invalid(path, "is not a regular file"));
+        }
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "manifest is {} bytes, more than the {MAX_MANIFEST_BYTES} accepted",
+                    meta.len()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::invalid(path, "is not UTF-8 text"))?;
+        let doc = parse(path, &text)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut findings = check::check(&doc);
+        findings.problems.extend(missing_disks(&doc, &dir));
+        if !findings.problems.is_empty() {
+            let n = findings.problems.len();
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("manifest has {n} problem(s):\n  {}", findings.problems.join("\n  ")),
+            )
+            .with_path(path));
+        }
+        let mut manifest: Manifest = serde_json::from_value(doc).map_err(|e| {
+            Error::invalid(path, format!("manifest does not fit the contract: {e}"))
+        })?;
+        for d in &mut manifest.disks {
+            d.local_path = dir.join(&d.local_path);
+        }
+        Ok(LoadedManifest { path: path.to_path_buf(), dir, manifest, warnings: findings.warnings })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_yaml_load_the_same_and_paths_resolve() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("d0.vmdk"), b"x").unwrap();
+        let json = r#"{"manifest_version": "1.0", "disks": [{"id": "disk-0", "source_format": "vmdk",
+            "bytes": 1, "local_path": "d0.vmdk"}], "nics": [{"mac": "00:50:56:00:00:01"}], "extra": 1}"#;
+        let yaml = "manifest_version: \"1.0\"\ndisks:\n  - id: disk-0\n    source_format: vmdk\n    bytes: 1\n    local_path: d0.vmdk\nnics:\n  - mac: \"00:50:56:00:00:01\"\nextra: 1\n";
+        std::fs::write(t.path().join("m.json"), json).unwrap();
+        std::fs::write(t.path().join("m.yaml"), yaml).unwrap();
+        let a = LoadedManifest::load(&t.path().join("m.json")).unwrap();
+        let b = LoadedManifest::load(&t.path().join("m.yaml")).unwrap();
+        assert_eq!(a.manifest, b.manifest);
+        assert_eq!(a.warnings, vec!["extra: unknown field, ignored"]);
+        assert_eq!(a.manifest.disks[0].local_path, t.path().join("d0.vmdk"));
+        assert!(a.manifest.pipeline.fix.enabled, "no pipeline section: every stage runs");
+        assert_eq!(a.manifest.options.report.path, Path::new("report.json"));
+    }
+
+    #[test]
+    fn missing_disks_truncation_and_size_are_errors_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("m.json");
+        std::fs::write(&p, r#"{"manifest_version": "1.0", "disks": [{"id": "d", "source_format": "raw", "bytes": 1, "local_path": "nope.img"}]}"#).unwrap();
+        let e = LoadedManifest::load(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("m.json")
+                && e.contains("disks[0].local_path:")
+                && e.contains("does not exist"),
+            "{e}"
+        );
+        std::fs::write(&p, r#"{"manifest_version": "1.0", "disks": [{"id""#).unwrap();
+        let e = LoadedManifest::load(&p).unwrap_err().to_string();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(MAX_MANIFEST_BYTES + 1).unwrap();
+        let e = LoadedManifest::load(&p).unwrap_err().to_string();
+        assert!(e.contains("more than the"), "{e}");
+    }
+}
