@@ -6,6 +6,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -177,9 +179,10 @@ pub fn safe_file_stem(name: &str) -> String {
 }
 
 /// Removes its files and directory unless disarmed; keeps failures from leaving litter.
-struct Cleanup {
-    files: Vec<PathBuf>,
-    dir: Option<PathBuf>,
+#[derive(Default)]
+pub(crate) struct Cleanup {
+    pub files: Vec<PathBuf>,
+    pub dir: Option<PathBuf>,
 }
 
 impl Drop for Cleanup {
@@ -193,11 +196,24 @@ impl Drop for Cleanup {
     }
 }
 
-struct Job {
-    disk_id: Option<String>,
-    image: DiskImage,
-    final_path: PathBuf,
-    temp_path: PathBuf,
+/// One disk to convert: its source image and its final and temporary output paths.
+pub(crate) struct Job {
+    pub disk_id: Option<String>,
+    pub image: DiskImage,
+    pub final_path: PathBuf,
+    pub temp_path: PathBuf,
+}
+
+impl Job {
+    /// `out_dir/file`, written first as `out_dir/.file.hyper2kvm-part`.
+    pub fn new(disk_id: Option<String>, image: DiskImage, out_dir: &Path, file: String) -> Job {
+        Job {
+            disk_id,
+            image,
+            temp_path: out_dir.join(format!(".{file}.hyper2kvm-part")),
+            final_path: out_dir.join(file),
+        }
+    }
 }
 
 fn plan(
@@ -208,11 +224,8 @@ fn plan(
 ) -> Result<Vec<Job>> {
     let ext = opts.format.extension();
     let stem = |default: &str| safe_file_stem(opts.name.as_deref().unwrap_or(default));
-    let make = |disk_id: Option<String>, image: DiskImage, file: String| Job {
-        disk_id,
-        image,
-        temp_path: out_dir.join(format!(".{file}.hyper2kvm-part")),
-        final_path: out_dir.join(file),
+    let make = |disk_id: Option<String>, image: DiskImage, file: String| {
+        Job::new(disk_id, image, out_dir, file)
     };
     let jobs = match input {
         Probed::Disk(d) => {
@@ -413,42 +426,143 @@ pub fn convert(
         probed = Probed::Appliance(extracted);
     }
     let jobs = plan(&probed, input, out_dir, opts)?;
+    let origin = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let desc = match &probed {
+        Probed::Appliance(a) => VmDescription::from_descriptor(&a.ovf, &origin),
+        Probed::Disk(_) => VmDescription { origin, ..VmDescription::default() },
+    };
+    let done = execute(&jobs, desc, out_dir, opts, 1, progress, cancel, &mut cleanup)?;
+    Ok(ConvertReport {
+        input: probed,
+        outputs: done.outputs,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        guest: done.guest,
+        changes: done.changes,
+        warnings: done.warnings,
+        domain: done.domain,
+        checks: done.checks,
+        boot_test: done.boot_test,
+    })
+}
+
+/// What [`execute`] did.
+pub(crate) struct Executed {
+    pub outputs: Vec<ConvertOutput>,
+    pub guest: Option<Inspection>,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<String>,
+    pub domain: Option<DomainReport>,
+    pub checks: Vec<CheckReport>,
+    pub boot_test: Option<BootTestResult>,
+}
+
+/// Converts one disk to its temporary output.
+fn convert_one(
+    j: &Job,
+    qopts: &qemu_img::ConvertOptions,
+    report: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
+        let merged = j.temp_path.with_extension("merge-part");
+        convert_vhd_chain(&j.image, &merged, &j.temp_path, qopts, report, cancel)
+    } else {
+        let spec = BlockSpec::for_image(&j.image)?;
+        qemu_img::convert(&spec, &j.temp_path, qopts, report, cancel)
+    };
+    result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })
+}
+
+/// Converts every disk to its temporary output, up to `parallel` at once; progress is
+/// reported from this thread. The first failure (in disk order) is returned.
+fn convert_all(
+    jobs: &[Job],
+    qopts: &qemu_img::ConvertOptions,
+    parallel: usize,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &CancelToken,
+) -> Result<()> {
     let total: u64 = jobs.iter().map(|j| j.image.virtual_size).sum();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<()>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    let (tx, rx) = mpsc::channel::<(usize, f64)>();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, jobs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, results) = (&next, &results);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(j) = jobs.get(i) else { break };
+                    let r = if cancel.is_cancelled() {
+                        Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"))
+                    } else {
+                        convert_one(
+                            j,
+                            qopts,
+                            &mut |f| {
+                                let _ = tx.send((i, f));
+                            },
+                            cancel,
+                        )
+                    };
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(r);
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut fractions = vec![0.0f64; jobs.len()];
+        for (i, f) in rx {
+            fractions[i] = f;
+            let done: f64 =
+                jobs.iter().zip(&fractions).map(|(j, f)| f * j.image.virtual_size as f64).sum();
+            let item = jobs[i]
+                .final_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            progress(&Progress { stage: "convert".into(), item, done: done as u64, total });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::new(ErrorKind::Internal, "a conversion thread panicked"))?;
+    for r in results {
+        r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "a disk was not converted")))?;
+    }
+    Ok(())
+}
+
+/// Converts, fixes, validates and renames the planned disks, then writes the domain. Used by
+/// [`convert`] and the manifest pipeline.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn execute(
+    jobs: &[Job],
+    desc: VmDescription,
+    out_dir: &Path,
+    opts: &ConvertOptions,
+    parallel: usize,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &CancelToken,
+    cleanup: &mut Cleanup,
+) -> Result<Executed> {
     let qopts = qemu_img::ConvertOptions {
         format: opts.format.image_format(),
         compress_level: opts.compress,
         coroutines: opts.coroutines,
         ..qemu_img::ConvertOptions::default()
     };
-    let mut done_before = 0u64;
-    for j in &jobs {
-        if cancel.is_cancelled() {
-            return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
-        }
+    for j in jobs {
         let _ = std::fs::remove_file(&j.temp_path);
         cleanup.files.push(j.temp_path.clone());
-        let item =
-            j.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let size = j.image.virtual_size;
-        let mut report = |f: f64| {
-            progress(&Progress {
-                stage: "convert".into(),
-                item: item.clone(),
-                done: done_before + (f * size as f64) as u64,
-                total,
-            });
-        };
-        let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
-            let merged = j.temp_path.with_extension("merge-part");
-            cleanup.files.push(merged.clone());
-            convert_vhd_chain(&j.image, &merged, &j.temp_path, &qopts, &mut report, cancel)
-        } else {
-            let spec = BlockSpec::for_image(&j.image)?;
-            qemu_img::convert(&spec, &j.temp_path, &qopts, &mut report, cancel)
-        };
-        result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })?;
-        done_before += size;
+        cleanup.files.push(j.temp_path.with_extension("merge-part"));
     }
+    if cancel.is_cancelled() {
+        return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
+    }
+    convert_all(jobs, &qopts, parallel, progress, cancel)?;
     let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
     if let Some(fix) = &opts.fix {
         if cancel.is_cancelled() {
@@ -467,7 +581,7 @@ pub fn convert(
     }
     let mut checks = Vec::new();
     if opts.check {
-        for j in &jobs {
+        for j in jobs {
             let c = qemu_img::check(&j.temp_path, opts.format.image_format())
                 .map_err(|e| e.with_path(&j.final_path))?;
             if c.corruptions > 0 || c.check_errors > 0 {
@@ -484,16 +598,14 @@ pub fn convert(
         }
     }
     let domain = match &opts.domain {
-        Some(dopts) => {
-            Some(plan_domain(&probed, input, out_dir, &jobs, guest.as_ref(), opts, dopts)?)
-        }
+        Some(dopts) => Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, dopts)?),
         None => None,
     };
     let mut boot = None;
     if let (Some(bt), Some((d, _))) = (&opts.boot_test, &domain) {
         // Boot what is about to be renamed: the same domain on the temporary files.
         let mut on_temps = d.clone();
-        for (disk, j) in on_temps.disks.iter_mut().zip(&jobs) {
+        for (disk, j) in on_temps.disks.iter_mut().zip(jobs) {
             disk.path = j.temp_path.clone();
         }
         progress(&Progress { stage: "boot-test".into(), item: d.name.clone(), done: 0, total: 1 });
@@ -510,7 +622,7 @@ pub fn convert(
         ));
     }
     let mut outputs = Vec::new();
-    for j in &jobs {
+    for j in jobs {
         let bytes = sync_file(&j.temp_path)?;
         outputs.push(ConvertOutput {
             disk_id: j.disk_id.clone(),
@@ -521,7 +633,7 @@ pub fn convert(
             bytes,
         });
     }
-    for j in &jobs {
+    for j in jobs {
         std::fs::rename(&j.temp_path, &j.final_path)
             .map_err(|e| Error::io(&j.final_path, "cannot rename output into place", e))?;
     }
@@ -540,23 +652,12 @@ pub fn convert(
     if let Ok(d) = File::open(out_dir) {
         let _ = d.sync_all();
     }
-    Ok(ConvertReport {
-        input: probed,
-        outputs,
-        duration_seconds: started.elapsed().as_secs_f64(),
-        guest,
-        changes,
-        warnings,
-        domain,
-        checks,
-        boot_test: boot,
-    })
+    Ok(Executed { outputs, guest, changes, warnings, domain, checks, boot_test: boot })
 }
 
 /// The domain for the outputs, and where its XML goes.
 fn plan_domain(
-    probed: &Probed,
-    input: &Path,
+    mut desc: VmDescription,
     out_dir: &Path,
     jobs: &[Job],
     guest: Option<&Inspection>,
@@ -569,11 +670,6 @@ fn plan_domain(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "guest".into());
-    let origin = input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut desc = match probed {
-        Probed::Appliance(a) => VmDescription::from_descriptor(&a.ovf, &origin),
-        Probed::Disk(_) => VmDescription { origin: origin.clone(), ..VmDescription::default() },
-    };
     desc.name = name.clone();
     let disks: Vec<DomainDisk> = jobs
         .iter()
