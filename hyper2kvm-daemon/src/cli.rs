@@ -5,14 +5,38 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// Convert VMware, Hyper-V, cloud and VirtualBox guests to KVM.
+///
+/// `hyper2kvm MANIFEST [--dry-run]` runs an Artifact Manifest (the same as `hyper2kvm run`).
 #[derive(Debug, Parser)]
-#[command(name = "hyper2kvm", version, about)]
+#[command(name = "hyper2kvm", version, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug with tool command lines, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// Direct mode: the manifest to run.
+    #[command(flatten)]
+    pub direct: RunArgs,
+}
+
+/// `hyper2kvm run MANIFEST` (and direct mode).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// An Artifact Manifest v1.0 (JSON or YAML).
+    pub manifest: Option<PathBuf>,
+    /// Check the manifest, inspect read-only and print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON on stdout instead of Output: lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Boot the converted guest in the validate stage.
+    #[arg(long)]
+    pub boot_test: bool,
+    /// Cancel the job after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 /// The subcommands.
@@ -24,6 +48,8 @@ pub enum Command {
     Convert(Box<ConvertArgs>),
     /// Inspect the guest operating system on disk images, OVAs or OVFs (read-only).
     Inspect(InspectArgs),
+    /// Run an Artifact Manifest: verify, inspect, fix, convert, validate, write the report.
+    Run(RunArgs),
 }
 
 /// `hyper2kvm inspect`.

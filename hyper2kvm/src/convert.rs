@@ -581,6 +581,13 @@ pub(crate) fn execute(
     }
     let mut checks = Vec::new();
     if opts.check {
+        let n = jobs.len() as u64;
+        progress(&Progress {
+            stage: "validate".into(),
+            item: "qemu-img check".into(),
+            done: 0,
+            total: n,
+        });
         for j in jobs {
             let c = qemu_img::check(&j.temp_path, opts.format.image_format())
                 .map_err(|e| e.with_path(&j.final_path))?;
@@ -596,6 +603,12 @@ pub(crate) fn execute(
             }
             checks.push(c);
         }
+        progress(&Progress {
+            stage: "validate".into(),
+            item: "qemu-img check".into(),
+            done: n,
+            total: n,
+        });
     }
     let domain = match &opts.domain {
         Some(dopts) => Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, dopts)?),

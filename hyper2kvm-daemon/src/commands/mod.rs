@@ -4,3 +4,4 @@ pub mod convert;
 pub mod domain;
 pub mod inspect;
 pub mod probe;
+pub mod run;

@@ -1,5 +1,13 @@
 //! The manifest pipeline (contract sections 1, 2 and 4): LOAD → VERIFY → INSPECT → FIX →
-//! CONVERT → VALIDATE → OUTPUT. So far only the report it writes ([`report`]); the `Job` API
-//! that runs the stages is still to come (issue 5).
+//! CONVERT → VALIDATE → OUTPUT, each stage on or off per the manifest, run by a [`Job`] that
+//! reports typed [`Event`]s, can be cancelled from another thread and has a timeout, and that
+//! writes `report.json` ([`report`]).
+//!
+//! Inspection and fixes run on the converted disks before they are renamed into place (the
+//! data is copied once), so with `pipeline.convert.enabled: false` they are skipped too.
 
+mod job;
 pub mod report;
+mod verify;
+
+pub use job::{Event, Job, JobOptions, JobOutcome, Stage, boot_order};
