@@ -49,4 +49,5 @@ lint: setup
 
 bench: build
 	bench/convert.sh
+	bench/manifest.sh
 	bench/v2v.sh

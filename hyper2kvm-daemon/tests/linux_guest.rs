@@ -388,7 +388,8 @@ fn boot_guest_from_a_vsphere_manifest() {
         ],
         "nics": [{"id": "nic-0", "mac": mac, "network": "VM Network"}],
         "metadata": {"hypersdk_version": "0.9.0", "job_id": "vm-7"},
-        "pipeline": {"inspect": {"enabled": true}, "fix": {"enabled": true, "fstab_mode": "stabilize-all"},
+        "pipeline": {"inspect": {"enabled": true},
+                     "fix": {"enabled": true, "fstab_mode": "stabilize-all", "print_fstab": true},
                      "convert": {"enabled": true, "compress": true}, "validate": {"enabled": true}},
         "options": {"report": {"enabled": true, "path": "report.json"}}
     });
@@ -407,6 +408,10 @@ fn boot_guest_from_a_vsphere_manifest() {
     assert!(changes.iter().any(|c| c["fixer"] == "fstab"), "{changes:?}");
     assert!(changes.iter().any(|c| c["fixer"] == "initramfs" && c["action"] == "edit"));
     assert_eq!(r["artifacts"].as_array().unwrap().len(), 4, "{}", r["artifacts"]);
+    // print_fstab: before and after, in the report and on stderr.
+    assert!(r["fstab"]["before"].as_str().unwrap().contains("/dev/sda1 / ext4"), "{}", r["fstab"]);
+    assert!(r["fstab"]["after"].as_str().unwrap().contains("UUID="), "{}", r["fstab"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fstab after the fixes:"));
     assert_eq!(sha256_hex(&vmdk), before, "the source is never written");
     let xml = std::fs::read_to_string(out.join("web01.xml")).unwrap();
     assert!(xml.find("web01.qcow2").unwrap() < xml.find("web01-disk-1.qcow2").unwrap());

@@ -23,6 +23,7 @@ use crate::libvirt::{
     Domain, DomainDisk, DomainOptions, Firmware, VmDescription, build_domain, domain_paths,
     write_domain,
 };
+use crate::pipeline::report::FstabBeforeAfter;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress};
 use crate::qemu_img::{self, BlockSpec, CheckReport};
@@ -93,6 +94,8 @@ pub struct ConvertOptions {
     pub check: bool,
     /// Boot the converted guest before renaming it into place (`None`: no boot test).
     pub boot_test: Option<BootTestOptions>,
+    /// Keep `/etc/fstab` as it was before and after the fixes.
+    pub print_fstab: bool,
 }
 
 impl Default for ConvertOptions {
@@ -109,6 +112,7 @@ impl Default for ConvertOptions {
             domain: Some(DomainOptions::default()),
             check: true,
             boot_test: None,
+            print_fstab: false,
         }
     }
 }
@@ -299,27 +303,36 @@ fn sync_file(path: &Path) -> Result<u64> {
 }
 
 /// Inspects and fixes the guest on our converted (not yet renamed) outputs.
+/// What inspecting and fixing the outputs gave.
+type FixOutcome = (Option<Inspection>, Vec<Change>, Vec<String>, Option<FstabBeforeAfter>);
+
 fn fix_outputs(
     disks: &[GuestDisk],
     scratch: &Path,
     fix: &FixOptions,
     guest_opts: &GuestOptions,
-) -> Result<(Option<Inspection>, Vec<Change>, Vec<String>)> {
+    print_fstab: bool,
+) -> Result<FixOutcome> {
     let g = Guest::open(disks, &GuestOptions { writable: !fix.dry_run, ..guest_opts.clone() })?;
     let result = (|| {
         let Some(insp) = inspect(&g, scratch)? else {
-            return Ok((
-                None,
-                Vec::new(),
-                vec!["no operating system found on the disks: converted without fixes".to_string()],
-            ));
+            let w = "no operating system found on the disks: converted without fixes".to_string();
+            return Ok((None, Vec::new(), vec![w], None));
         };
         if insp.os_type != "linux" {
             let w = format!("{} guests are converted without fixes for now", insp.os_type);
-            return Ok((Some(insp), Vec::new(), vec![w]));
+            return Ok((Some(insp), Vec::new(), vec![w], None));
         }
+        let before = if print_fstab { g.read_text("/etc/fstab")? } else { None };
         let changes = fix_linux(&g, &insp, fix, scratch)?;
-        Ok((Some(insp), changes, Vec::new()))
+        let fstab = match before {
+            Some(before) => {
+                let after = g.read_text("/etc/fstab")?.unwrap_or_default();
+                Some(FstabBeforeAfter { before, after })
+            }
+            None => None,
+        };
+        Ok((Some(insp), changes, Vec::new(), fstab))
     })();
     let closed = g.close();
     let out = result?;
@@ -454,6 +467,7 @@ pub(crate) struct Executed {
     pub domain: Option<DomainReport>,
     pub checks: Vec<CheckReport>,
     pub boot_test: Option<BootTestResult>,
+    pub fstab: Option<FstabBeforeAfter>,
 }
 
 /// Converts one disk to its temporary output.
@@ -564,6 +578,7 @@ pub(crate) fn execute(
     }
     convert_all(jobs, &qopts, parallel, progress, cancel)?;
     let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
+    let mut fstab = None;
     if let Some(fix) = &opts.fix {
         if cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
@@ -574,7 +589,8 @@ pub(crate) fn execute(
             .collect();
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 0, total: 1 });
         log::info!("converted; inspecting and fixing the guest");
-        let (g, c, w) = fix_outputs(&disks, out_dir, fix, &opts.guest)?;
+        let (g, c, w, f) = fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab)?;
+        fstab = f;
         log::info!("guest fixed ({} changes)", c.len());
         (guest, changes, warnings) = (g, c, w);
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
@@ -665,7 +681,7 @@ pub(crate) fn execute(
     if let Ok(d) = File::open(out_dir) {
         let _ = d.sync_all();
     }
-    Ok(Executed { outputs, guest, changes, warnings, domain, checks, boot_test: boot })
+    Ok(Executed { outputs, guest, changes, warnings, domain, checks, boot_test: boot, fstab })
 }
 
 /// The domain for the outputs, and where its XML goes.

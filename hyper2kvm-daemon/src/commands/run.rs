@@ -71,6 +71,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": outcome.report }),
                 );
             } else {
+                if let Some(f) = &outcome.report.fstab {
+                    eprintln!("fstab before the fixes:\n{}", f.before.trim_end());
+                    eprintln!("fstab after the fixes:\n{}", f.after.trim_end());
+                }
                 for a in &outcome.report.artifacts {
                     println!("Output: {}", a.path.display());
                 }

@@ -306,6 +306,7 @@ impl Job {
             domain: self.opts.domain.clone(),
             check: p.validate.enabled && p.validate.check_image_integrity,
             boot_test: if p.validate.enabled { self.opts.boot_test.clone() } else { None },
+            print_fstab: p.fix.print_fstab,
             ..ConvertOptions::default()
         })
     }
@@ -544,12 +545,13 @@ impl Job {
         out_dir: &Path,
     ) -> Result<JobOutcome> {
         clock.start(Stage::Output);
-        let (guest, changes) = match executed {
+        let (guest, changes, fstab) = match executed {
             Some((x, applied)) => (
                 x.guest.as_ref().map(GuestSummary::from_inspection),
                 if applied { x.changes } else { Vec::new() },
+                x.fstab,
             ),
-            None => (None, Vec::new()),
+            None => (None, Vec::new(), None),
         };
         let disks = artifacts.iter().filter(|a| a.kind == "disk").count();
         let summary = format!(
@@ -579,7 +581,7 @@ impl Job {
             summary,
             guest,
             changes,
-            fstab: None,
+            fstab,
         };
         if let Some(p) = &report_path {
             std::fs::create_dir_all(out_dir)
