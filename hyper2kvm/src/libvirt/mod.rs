@@ -33,7 +33,7 @@ pub fn domain_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 }
 
 /// Writes `path` under a temporary name in its directory, flushed, then renamed into place.
-fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.hyper2kvm-part"));
     let written = (|| {

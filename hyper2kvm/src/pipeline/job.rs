@@ -636,10 +636,7 @@ fn artifacts(x: &Executed) -> Result<Vec<Artifact>> {
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.hyper2kvm-part"));
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, "writing", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "renaming into place", e))
+    crate::libvirt::write_atomically(path, &text)
 }
 
 #[cfg(test)]
