@@ -4,9 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A flag another thread (a signal handler, a binding, the daemon) sets to stop an operation.
-/// Cloning shares the flag.
+/// Cloning shares the flag; [`child`](Self::child) makes a token that its parent also cancels
+/// (one job of a batch can time out alone, while cancelling the batch stops every job).
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+    parents: Vec<Arc<AtomicBool>>,
+}
 
 impl CancelToken {
     /// A token that is not cancelled.
@@ -16,22 +20,29 @@ impl CancelToken {
 
     /// A token backed by an existing flag (e.g. one a signal handler sets).
     pub fn from_flag(flag: Arc<AtomicBool>) -> CancelToken {
-        CancelToken(flag)
+        CancelToken { flag, parents: Vec::new() }
     }
 
-    /// The shared flag, for code that sets it directly (signal handlers).
+    /// The token's own flag, for code that sets it directly (signal handlers).
     pub fn flag(&self) -> Arc<AtomicBool> {
-        self.0.clone()
+        self.flag.clone()
+    }
+
+    /// A new token, cancelled by its own [`cancel`](Self::cancel) or by this one's.
+    pub fn child(&self) -> CancelToken {
+        let mut parents = self.parents.clone();
+        parents.push(self.flag.clone());
+        CancelToken { flag: Arc::new(AtomicBool::new(false)), parents }
     }
 
     /// Requests cancellation; operations notice within a fraction of a second.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.flag.store(true, Ordering::SeqCst);
     }
 
-    /// True once [`cancel`](Self::cancel) was called.
+    /// True once [`cancel`](Self::cancel) was called on this token or a parent.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst) || self.parents.iter().any(|p| p.load(Ordering::SeqCst))
     }
 }
 
@@ -52,5 +63,22 @@ impl Progress {
     /// Completion as a fraction between 0 and 1.
     pub fn fraction(&self) -> f64 {
         if self.total == 0 { 1.0 } else { self.done as f64 / self.total as f64 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_cancelled_by_its_parent_but_not_the_reverse() {
+        let parent = CancelToken::new();
+        let (a, b) = (parent.child(), parent.child());
+        let grandchild = a.child();
+        a.cancel();
+        assert!(a.is_cancelled() && grandchild.is_cancelled());
+        assert!(!b.is_cancelled() && !parent.is_cancelled());
+        parent.cancel();
+        assert!(b.is_cancelled() && grandchild.is_cancelled());
     }
 }

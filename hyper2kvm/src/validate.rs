@@ -79,11 +79,14 @@ struct Reaper(Child);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let pid = self.0.id() as i32;
-        // SAFETY: kill(2) with a negative pid signals the process group qemu leads (it was
-        // started with process_group(0)); no memory is involved.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
+        // Only while qemu is unreaped is its pid (and so its group id) sure to be ours.
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let pid = self.0.id() as i32;
+            // SAFETY: kill(2) with a negative pid signals the process group qemu leads (it was
+            // started with process_group(0)); no memory is involved.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
         }
         let _ = self.0.kill();
         let _ = self.0.wait();

@@ -53,13 +53,8 @@ fn entries(origin: &Path, text: &str) -> Result<BTreeMap<String, String>> {
 
 /// Checks and normalises a MAC address to lower case `xx:xx:xx:xx:xx:xx`.
 pub fn normalize_mac(origin: &Path, what: &str, mac: &str) -> Result<String> {
-    let parts: Vec<&str> = mac.split([':', '-']).collect();
-    let ok = parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
-    if !ok {
-        return Err(Error::invalid(origin, format!("{what}: {mac:?} is not a MAC address")));
-    }
-    Ok(parts.join(":").to_ascii_lowercase())
+    crate::files::parse_mac(mac, &[':', '-'])
+        .ok_or_else(|| Error::invalid(origin, format!("{what}: {mac:?} is not a MAC address")))
 }
 
 /// `56 4d 12 34 ... -ab cd ...` (VMware's uuid.bios) → `564d1234-...` (RFC 4122 text).

@@ -9,9 +9,7 @@ use crate::error::Result;
 const FIXER: &str = "network";
 
 fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    crate::files::parse_mac(s, &[':']).is_some()
 }
 
 /// Pulls a MAC out of a persistent-net udev rule line, with the name it assigns.

@@ -12,7 +12,6 @@ pub mod firmware;
 mod model;
 mod xml;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use build::{
@@ -26,29 +25,11 @@ pub use model::{
 pub use xml::to_xml;
 
 use crate::error::{Error, Result};
+use crate::files::write_atomically;
 
 /// Where the domain XML and the variable store of `name` go in `out_dir`.
 pub fn domain_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (out_dir.join(format!("{name}.xml")), out_dir.join(format!("{name}_VARS.fd")))
-}
-
-/// Writes `path` under a temporary name in its directory, flushed, then renamed into place.
-pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.hyper2kvm-part"));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(&tmp, "writing", e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, "renaming into place", e)
-    })
 }
 
 /// Writes the domain's XML (and, for UEFI, a copy of the variable-store template as its

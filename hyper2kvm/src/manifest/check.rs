@@ -15,7 +15,7 @@ pub(crate) struct Findings {
     pub warnings: Vec<String>,
 }
 
-fn join(path: &str, key: &str) -> String {
+pub(super) fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
@@ -31,12 +31,12 @@ fn kind(v: &Value) -> &'static str {
 }
 
 impl Findings {
-    fn bad(&mut self, path: &str, why: impl std::fmt::Display) {
+    pub(super) fn bad(&mut self, path: &str, why: impl std::fmt::Display) {
         self.problems.push(format!("{path}: {why}"));
     }
 
     /// `v` as an object whose keys should be among `known`.
-    fn object<'a>(
+    pub(super) fn object<'a>(
         &mut self,
         v: &'a Value,
         path: &str,
@@ -55,7 +55,7 @@ impl Findings {
         Some(m)
     }
 
-    fn field<'a>(
+    pub(super) fn field<'a>(
         &mut self,
         m: &'a Map<String, Value>,
         path: &str,
@@ -72,7 +72,7 @@ impl Findings {
         }
     }
 
-    fn string<'a>(
+    pub(super) fn string<'a>(
         &mut self,
         m: &'a Map<String, Value>,
         path: &str,
@@ -89,7 +89,7 @@ impl Findings {
         }
     }
 
-    fn int(
+    pub(super) fn int(
         &mut self,
         m: &Map<String, Value>,
         path: &str,
@@ -114,7 +114,7 @@ impl Findings {
         Some(n)
     }
 
-    fn boolean(&mut self, m: &Map<String, Value>, path: &str, key: &str) {
+    pub(super) fn boolean(&mut self, m: &Map<String, Value>, path: &str, key: &str) {
         if let Some(v) = self.field(m, path, key, false)
             && !v.is_boolean()
         {
@@ -137,7 +137,7 @@ impl Findings {
         }
     }
 
-    fn array<'a>(
+    pub(super) fn array<'a>(
         &mut self,
         m: &'a Map<String, Value>,
         path: &str,
@@ -167,7 +167,7 @@ impl Findings {
         }
     }
 
-    fn section<'a>(
+    pub(super) fn section<'a>(
         &mut self,
         m: &'a Map<String, Value>,
         key: &str,
@@ -179,12 +179,10 @@ impl Findings {
 }
 
 fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split(':').collect();
-    parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    crate::files::parse_mac(s, &[':']).is_some()
 }
 
-fn is_disk_id(s: &str) -> bool {
+pub(super) fn is_disk_id(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 

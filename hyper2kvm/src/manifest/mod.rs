@@ -4,6 +4,7 @@
 //!
 //! [`LoadedManifest::load`] is the one entry point; the typed document is in [`schema`].
 
+pub mod batch;
 mod check;
 pub mod schema;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
+pub use batch::{Batch, BatchVm};
 pub use schema::Manifest;
 
 /// Largest manifest we read; HyperSDK's are a few KiB.
@@ -65,45 +67,92 @@ fn missing_disks(doc: &Value, dir: &Path) -> Vec<String> {
     out
 }
 
+/// Reads a manifest file (either kind) into a JSON value: size limit, UTF-8, JSON or YAML.
+pub(crate) fn read_document(path: &Path) -> Result<Value> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read manifest", e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid(path, "is not a regular file"));
+    }
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "manifest is {} bytes, more than the {MAX_MANIFEST_BYTES} accepted",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
+    let text = String::from_utf8(bytes).map_err(|_| Error::invalid(path, "is not UTF-8 text"))?;
+    parse(path, &text)
+}
+
+/// The directory a file's relative paths start from.
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// One error listing every problem, naming the file.
+pub(crate) fn problems_error(path: &Path, what: &str, problems: &[String]) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("{what} has {} problem(s):\n  {}", problems.len(), problems.join("\n  ")),
+    )
+    .with_path(path)
+}
+
+/// Either kind of manifest file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ManifestFile {
+    /// An Artifact Manifest v1.0: one VM.
+    Vm(Box<LoadedManifest>),
+    /// A batch manifest: several VM manifests.
+    Batch(Batch),
+}
+
+/// Reads and checks a VM or batch manifest, whichever the file is (a batch has
+/// `batch_version`). Every violation is in the one error.
+pub fn load(path: &Path) -> Result<ManifestFile> {
+    let doc = read_document(path)?;
+    if batch::is_batch(&doc) {
+        Batch::from_document(path, &doc)
+            .map(ManifestFile::Batch)
+            .map_err(|p| problems_error(path, "batch manifest", &p))
+    } else {
+        LoadedManifest::from_document(path, doc)
+            .map(|m| ManifestFile::Vm(Box::new(m)))
+            .map_err(|p| problems_error(path, "manifest", &p))
+    }
+}
+
 impl LoadedManifest {
     /// Reads, checks and resolves a manifest file. Every violation is in the one error.
     pub fn load(path: &Path) -> Result<LoadedManifest> {
-        let meta =
-            std::fs::metadata(path).map_err(|e| Error::io(path, "cannot read manifest", e))?;
-        if !meta.is_file() {
-            return Err(Error::invalid(path, "is not a regular file"));
-        }
-        if meta.len() > MAX_MANIFEST_BYTES {
+        let doc = read_document(path)?;
+        if batch::is_batch(&doc) {
             return Err(Error::invalid(
                 path,
-                format!(
-                    "manifest is {} bytes, more than the {MAX_MANIFEST_BYTES} accepted",
-                    meta.len()
-                ),
+                "is a batch manifest (it has batch_version), not a VM manifest; run it with \
+                 `hyper2kvm MANIFEST` or load it with Batch::load",
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "reading", e))?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| Error::invalid(path, "is not UTF-8 text"))?;
-        let doc = parse(path, &text)?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
+        Self::from_document(path, doc)
+            .map_err(|problems| problems_error(path, "manifest", &problems))
+    }
+
+    /// Checks and resolves a parsed document read from `path`; `Err` lists every violation.
+    pub(crate) fn from_document(
+        path: &Path,
+        doc: Value,
+    ) -> std::result::Result<LoadedManifest, Vec<String>> {
+        let dir = parent_dir(path);
         let mut findings = check::check(&doc);
         findings.problems.extend(missing_disks(&doc, &dir));
         if !findings.problems.is_empty() {
-            let n = findings.problems.len();
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("manifest has {n} problem(s):\n  {}", findings.problems.join("\n  ")),
-            )
-            .with_path(path));
+            return Err(findings.problems);
         }
-        let mut manifest: Manifest = serde_json::from_value(doc).map_err(|e| {
-            Error::invalid(path, format!("manifest does not fit the contract: {e}"))
-        })?;
+        let mut manifest: Manifest = serde_json::from_value(doc)
+            .map_err(|e| vec![format!("(document): does not fit the contract: {e}")])?;
         for d in &mut manifest.disks {
             d.local_path = dir.join(&d.local_path);
         }

@@ -18,6 +18,7 @@ use crate::convert::{
     Cleanup, ConvertOptions, Executed, Job as DiskJob, TargetFormat, execute, safe_file_stem,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::write_json;
 use crate::fix::FixOptions;
 use crate::guest::GuestOptions;
 use crate::libvirt::DomainOptions;
@@ -221,7 +222,13 @@ impl StageClock<'_> {
 impl Job {
     /// Loads and checks a manifest (every violation in the one error).
     pub fn load(path: &Path, opts: JobOptions) -> Result<Job> {
-        Ok(Job { manifest: LoadedManifest::load(path)?, opts, cancel: CancelToken::new() })
+        Ok(Job::new(LoadedManifest::load(path)?, opts, CancelToken::new()))
+    }
+
+    /// A job over an already loaded manifest, cancelled by `cancel` (give it a
+    /// [`child`](CancelToken::child) of a batch's token so that its timeout stops only it).
+    pub fn new(manifest: LoadedManifest, opts: JobOptions, cancel: CancelToken) -> Job {
+        Job { manifest, opts, cancel }
     }
 
     /// The loaded manifest.
@@ -630,13 +637,6 @@ fn artifacts(x: &Executed) -> Result<Vec<Artifact>> {
         }
     }
     Ok(out)
-}
-
-/// Writes JSON under a temporary name, then renames it into place.
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_vec_pretty(value)
-        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    crate::libvirt::write_atomically(path, &text)
 }
 
 #[cfg(test)]

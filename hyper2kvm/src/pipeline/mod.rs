@@ -3,11 +3,15 @@
 //! reports typed [`Event`]s, can be cancelled from another thread and has a timeout, and that
 //! writes `report.json` ([`report`]).
 //!
+//! A batch manifest runs its VMs' jobs side by side through a [`BatchJob`] ([`batch`]).
+//!
 //! Inspection and fixes run on the converted disks before they are renamed into place (the
 //! data is copied once), so with `pipeline.convert.enabled: false` they are skipped too.
 
+pub mod batch;
 mod job;
 pub mod report;
 mod verify;
 
+pub use batch::{BatchJob, BatchOutcome, BatchReport, VmResult, VmStatus};
 pub use job::{Event, Job, JobOptions, JobOutcome, Stage, boot_order};
