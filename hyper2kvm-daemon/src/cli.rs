@@ -50,6 +50,51 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Run an Artifact Manifest: verify, inspect, fix, convert, validate, write the report.
     Run(RunArgs),
+    /// Watch a queue directory for manifests and convert each (the systemd service).
+    Daemon(DaemonArgs),
+    /// Show what a running daemon is doing (its status file).
+    Status(StatusArgs),
+}
+
+/// `hyper2kvm daemon`. Settings come from these flags, then the environment, then the config
+/// file, then the defaults (see the README for every key).
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where manifests arrive (WATCH_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
+    /// Where results go (OUTPUT_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// error, warn, info, debug or trace (LOG_LEVEL).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// The instance name of hyper2kvm@NAME: its own directories and config file.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// The config file (default /etc/hyper2kvm/hyper2kvm.conf or hyper2kvm-NAME.conf).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the status file goes (default $STATE_DIRECTORY, else /var/lib/hyper2kvm[/NAME]).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds running jobs get to finish after SIGTERM before they are requeued.
+    #[arg(long, value_name = "SECS", default_value_t = 80)]
+    pub stop_timeout: u64,
+}
+
+/// `hyper2kvm status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The instance of hyper2kvm@NAME.
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// The daemon's state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print the status file as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hyper2kvm inspect`.

@@ -1,11 +1,15 @@
-//! A small stderr logger for the `log` facade.
+//! A small stderr logger for the `log` facade. Under systemd (`JOURNAL_STREAM` set: stderr is
+//! the journal) lines carry sd-daemon priority prefixes (`<3>` error … `<7>` debug) instead of a
+//! timestamp, so `journalctl -p` filters them.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 static START: OnceLock<Instant> = OnceLock::new();
+static JOURNAL: AtomicBool = AtomicBool::new(false);
 
 struct StderrLogger;
 
@@ -24,7 +28,15 @@ impl Log for StderrLogger {
                 Level::Trace => "trace",
             };
             let t = START.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
-            if log::max_level() >= LevelFilter::Info {
+            if JOURNAL.load(Ordering::Relaxed) {
+                let prio = match r.level() {
+                    Level::Error => 3,
+                    Level::Warn => 4,
+                    Level::Info => 6,
+                    Level::Debug | Level::Trace => 7,
+                };
+                eprintln!("<{prio}>{}", r.args());
+            } else if log::max_level() >= LevelFilter::Info {
                 eprintln!("hyper2kvm: [{t:7.1}s] {level}: {}", r.args());
             } else {
                 eprintln!("hyper2kvm: {level}: {}", r.args());
@@ -49,4 +61,11 @@ pub fn init(verbosity: u8) {
     if log::set_logger(&LOGGER).is_ok() {
         log::set_max_level(level);
     }
+}
+
+/// Sets the level (the daemon's `LOG_LEVEL`, also on reload) and, when stderr is the journal,
+/// switches to priority prefixes.
+pub fn configure(level: LevelFilter) {
+    JOURNAL.store(std::env::var_os("JOURNAL_STREAM").is_some(), Ordering::Relaxed);
+    log::set_max_level(level);
 }

@@ -1,10 +1,11 @@
 //! The `hyper2kvm` executable: one-shot commands over the engine (`probe`, `inspect`,
-//! `convert`, `run`, and `hyper2kvm MANIFEST`).
+//! `convert`, `run`, and `hyper2kvm MANIFEST`), the queue-watching `daemon` and its `status`.
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 for bad usage or bad input.
 
 mod cli;
 mod commands;
+mod daemon;
 mod logger;
 mod output;
 mod signals;
@@ -21,6 +22,20 @@ fn main() -> ExitCode {
         Some(cli::Command::Convert(a)) => commands::convert::run(&a),
         Some(cli::Command::Inspect(a)) => commands::inspect::run(&a),
         Some(cli::Command::Run(a)) => commands::run::run(&a),
+        Some(cli::Command::Daemon(a)) => daemon::run(&daemon::Args {
+            flags: daemon::config::Flags {
+                watch_dir: a.watch_dir,
+                output_dir: a.output_dir,
+                log_level: a.log_level,
+                instance: a.instance,
+                config: a.config,
+                state_dir: a.state_dir,
+            },
+            stop_timeout: std::time::Duration::from_secs(a.stop_timeout),
+        }),
+        Some(cli::Command::Status(a)) => {
+            daemon::status::show(&daemon::state_dir(a.instance.as_deref(), a.state_dir), a.json)
+        }
         None if args.direct.manifest.is_some() => commands::run::run(&args.direct),
         None => {
             eprintln!("hyper2kvm: give a command or a manifest (hyper2kvm --help)");

@@ -47,7 +47,8 @@ impl TargetFormat {
         }
     }
 
-    fn extension(self) -> &'static str {
+    /// The file extension (and qemu-img format name): `qcow2` or `raw`.
+    pub fn extension(self) -> &'static str {
         match self {
             TargetFormat::Qcow2 => "qcow2",
             TargetFormat::Raw => "raw",
@@ -444,7 +445,8 @@ pub fn convert(
         Probed::Appliance(a) => VmDescription::from_descriptor(&a.ovf, &origin),
         Probed::Disk(_) => VmDescription { origin, ..VmDescription::default() },
     };
-    let done = execute(&jobs, desc, out_dir, opts, 1, progress, cancel, &mut cleanup)?;
+    let mut done = execute(&jobs, desc, out_dir, opts, 1, progress, cancel, &mut cleanup)?;
+    done.publish(&mut cleanup)?;
     Ok(ConvertReport {
         input: probed,
         outputs: done.outputs,
@@ -468,6 +470,8 @@ pub(crate) struct Executed {
     pub checks: Vec<CheckReport>,
     pub boot_test: Option<BootTestResult>,
     pub fstab: Option<FstabBeforeAfter>,
+    /// The boot disk's (temporary, final) names until it is published.
+    pub unpublished: Option<(PathBuf, PathBuf)>,
 }
 
 /// Converts one disk to its temporary output.
@@ -662,11 +666,13 @@ pub(crate) fn execute(
             bytes,
         });
     }
-    for j in jobs {
+    // Every other file first; the boot disk, which HyperSDK takes as "done", last of all
+    // (`publish`).
+    for j in &jobs[1..] {
         std::fs::rename(&j.temp_path, &j.final_path)
             .map_err(|e| Error::io(&j.final_path, "cannot rename output into place", e))?;
     }
-    cleanup.files.clear();
+    cleanup.files.retain(|f| *f == jobs[0].temp_path);
     let domain = match domain {
         Some((d, xml)) => {
             write_domain(&d, &xml)?;
@@ -678,10 +684,41 @@ pub(crate) fn execute(
         }
         None => None,
     };
-    if let Ok(d) = File::open(out_dir) {
-        let _ = d.sync_all();
+    Ok(Executed {
+        outputs,
+        guest,
+        changes,
+        warnings,
+        domain,
+        checks,
+        boot_test: boot,
+        fstab,
+        unpublished: Some((jobs[0].temp_path.clone(), jobs[0].final_path.clone())),
+    })
+}
+
+impl Executed {
+    /// Where an output's data is now: its temporary name until [`publish`](Self::publish).
+    pub fn current_path<'a>(&'a self, final_path: &'a Path) -> &'a Path {
+        match &self.unpublished {
+            Some((temp, fin)) if fin == final_path => temp,
+            _ => final_path,
+        }
     }
-    Ok(Executed { outputs, guest, changes, warnings, domain, checks, boot_test: boot, fstab })
+
+    /// Renames the boot disk into place: the very last step of a job, so that its appearing
+    /// means everything else is there.
+    pub fn publish(&mut self, cleanup: &mut Cleanup) -> Result<()> {
+        if let Some((temp, fin)) = self.unpublished.take() {
+            std::fs::rename(&temp, &fin)
+                .map_err(|e| Error::io(&fin, "cannot rename output into place", e))?;
+            cleanup.files.clear();
+            if let Some(d) = fin.parent().and_then(|d| File::open(d).ok()) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The domain for the outputs, and where its XML goes.

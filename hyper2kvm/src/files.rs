@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Writes `path` under a temporary name in its directory, flushed, then renamed into place.
-pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.hyper2kvm-part"));
     let written = (|| {
@@ -29,7 +29,7 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// Writes `value` as pretty JSON with [`write_atomically`].
-pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
     write_atomically(path, &text)

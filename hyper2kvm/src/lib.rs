@@ -16,7 +16,7 @@
 pub mod appliance;
 pub mod convert;
 pub mod error;
-mod files;
+pub mod files;
 pub mod fix;
 pub mod formats;
 pub mod guest;

@@ -140,12 +140,32 @@ impl LoadedManifest {
             .map_err(|problems| problems_error(path, "manifest", &problems))
     }
 
+    /// Like [`load`](Self::load) for a manifest that was moved away from its disks (the
+    /// daemon claims a manifest by renaming it into a work directory): relative paths start
+    /// at `base` instead of the file's own directory.
+    pub fn load_with_base(path: &Path, base: &Path) -> Result<LoadedManifest> {
+        let doc = read_document(path)?;
+        if batch::is_batch(&doc) {
+            return Err(Error::invalid(path, "is a batch manifest; the queue takes VM manifests"));
+        }
+        Self::from_document_in(path, base, doc)
+            .map_err(|problems| problems_error(path, "manifest", &problems))
+    }
+
     /// Checks and resolves a parsed document read from `path`; `Err` lists every violation.
     pub(crate) fn from_document(
         path: &Path,
         doc: Value,
     ) -> std::result::Result<LoadedManifest, Vec<String>> {
-        let dir = parent_dir(path);
+        Self::from_document_in(path, &parent_dir(path), doc)
+    }
+
+    fn from_document_in(
+        path: &Path,
+        dir: &Path,
+        doc: Value,
+    ) -> std::result::Result<LoadedManifest, Vec<String>> {
+        let dir = dir.to_path_buf();
         let mut findings = check::check(&doc);
         findings.problems.extend(missing_disks(&doc, &dir));
         if !findings.problems.is_empty() {

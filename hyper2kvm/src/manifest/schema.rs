@@ -99,13 +99,15 @@ pub struct ManifestDisk {
 }
 
 impl Manifest {
-    /// The VM's name: `output.filename`, else `source.vm_name`, else the first disk's id.
+    /// The VM's name: `output.filename`, else `source.vm_name`, else `vm` (contract section 3:
+    /// the name HyperSDK waits for).
     pub fn vm_name(&self) -> String {
         self.output
             .filename
             .clone()
             .or_else(|| self.source.vm_name.clone())
-            .unwrap_or_else(|| self.disks.first().map(|d| d.id.clone()).unwrap_or_default())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "vm".into())
     }
 
     /// What the manifest says about the VM, for its libvirt domain.
@@ -260,15 +262,15 @@ impl Default for FixStage {
 pub struct ConvertStage {
     /// Runs unless false.
     pub enabled: bool,
-    /// Compress qcow2 clusters.
-    pub compress: bool,
+    /// Compress qcow2 clusters (absent: the runner's default; off in direct mode).
+    pub compress: Option<bool>,
     /// 1–9.
     pub compress_level: Option<u8>,
 }
 
 impl Default for ConvertStage {
     fn default() -> Self {
-        ConvertStage { enabled: true, compress: false, compress_level: None }
+        ConvertStage { enabled: true, compress: None, compress_level: None }
     }
 }
 

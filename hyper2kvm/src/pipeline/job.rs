@@ -116,6 +116,36 @@ pub struct JobOptions {
     pub domain: Option<DomainOptions>,
     /// Boot the converted guest in the validate stage.
     pub boot_test: Option<BootTestOptions>,
+    /// What applies where the manifest is silent.
+    pub defaults: ConvertDefaults,
+    /// The report's file name in the output directory, instead of `options.report.path` (the
+    /// daemon's `{vm_name}.report.json`, contract section 3).
+    pub report_file: Option<String>,
+}
+
+/// What a runner supplies where the manifest is silent: the daemon's `QEMU_CONVERT_OPTIONS`
+/// and `COMPRESS_LEVEL`; direct mode keeps [`Default`] (qcow2, no compression, level 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertDefaults {
+    /// Without `output.format`.
+    pub format: TargetFormat,
+    /// Without `pipeline.convert.compress`.
+    pub compress: bool,
+    /// Without `pipeline.convert.compress_level`.
+    pub compress_level: u8,
+    /// qemu-img's parallel coroutines (`-m`).
+    pub coroutines: u8,
+}
+
+impl Default for ConvertDefaults {
+    fn default() -> Self {
+        ConvertDefaults {
+            format: TargetFormat::Qcow2,
+            compress: false,
+            compress_level: 6,
+            coroutines: ConvertOptions::default().coroutines,
+        }
+    }
 }
 
 impl Default for JobOptions {
@@ -127,6 +157,8 @@ impl Default for JobOptions {
             guest: GuestOptions::default(),
             domain: Some(DomainOptions::default()),
             boot_test: None,
+            defaults: ConvertDefaults::default(),
+            report_file: None,
         }
     }
 }
@@ -257,7 +289,7 @@ impl Job {
     pub fn planned_outputs(&self) -> Result<Vec<PathBuf>> {
         let m = &self.manifest.manifest;
         let out = self.output_dir();
-        let ext = if m.output.format.as_deref() == Some("raw") { "raw" } else { "qcow2" };
+        let ext = self.target_format().extension();
         let base = safe_file_stem(&m.vm_name());
         let mut files = Vec::new();
         for (n, i) in boot_order(&m.disks).into_iter().enumerate() {
@@ -270,8 +302,8 @@ impl Job {
         if self.opts.domain.is_some() && m.pipeline.convert.enabled {
             files.push(out.join(format!("{base}.xml")));
         }
-        if m.options.report.enabled {
-            files.push(confined(&out, "options.report.path", &m.options.report.path)?);
+        if let Some(r) = self.report_path(&out)? {
+            files.push(r);
         }
         if !m.pipeline.convert.enabled {
             files.retain(|f| f.extension().is_some_and(|e| e == "json"));
@@ -279,14 +311,32 @@ impl Job {
         Ok(files)
     }
 
+    /// `output.format`, else the runner's default.
+    fn target_format(&self) -> TargetFormat {
+        match self.manifest.manifest.output.format.as_deref() {
+            Some("raw") => TargetFormat::Raw,
+            Some(_) => TargetFormat::Qcow2,
+            None => self.opts.defaults.format,
+        }
+    }
+
+    /// Where the report goes in `out` (`None`: reports are off).
+    fn report_path(&self, out: &Path) -> Result<Option<PathBuf>> {
+        let r = &self.manifest.manifest.options.report;
+        if !r.enabled {
+            return Ok(None);
+        }
+        match &self.opts.report_file {
+            Some(name) => confined(out, "the report file", Path::new(name)).map(Some),
+            None => confined(out, "options.report.path", &r.path).map(Some),
+        }
+    }
+
     fn convert_options(&self) -> Result<ConvertOptions> {
         let m = &self.manifest.manifest;
         let p = &m.pipeline;
-        let format = if m.output.format.as_deref() == Some("raw") {
-            TargetFormat::Raw
-        } else {
-            TargetFormat::Qcow2
-        };
+        let d = &self.opts.defaults;
+        let format = self.target_format();
         let fix = if p.inspect.enabled || p.fix.enabled {
             Some(FixOptions {
                 dry_run: !p.fix.enabled,
@@ -303,8 +353,9 @@ impl Job {
         };
         Ok(ConvertOptions {
             format,
-            compress: (p.convert.compress && format == TargetFormat::Qcow2)
-                .then(|| p.convert.compress_level.unwrap_or(6)),
+            compress: (p.convert.compress.unwrap_or(d.compress) && format == TargetFormat::Qcow2)
+                .then(|| p.convert.compress_level.unwrap_or(d.compress_level)),
+            coroutines: d.coroutines,
             overwrite: true,
             name: Some(m.vm_name()),
             probe: ProbeOptions { cross_check: false, verify_manifest: true },
@@ -314,7 +365,6 @@ impl Job {
             check: p.validate.enabled && p.validate.check_image_integrity,
             boot_test: if p.validate.enabled { self.opts.boot_test.clone() } else { None },
             print_fstab: p.fix.print_fstab,
-            ..ConvertOptions::default()
         })
     }
 
@@ -365,11 +415,7 @@ impl Job {
             (clock.events)(&Event::Warning { stage: Stage::Load, message: w.clone() });
         }
         let copts = self.convert_options()?;
-        let report_path = if m.options.report.enabled {
-            Some(confined(&out_dir, "options.report.path", &m.options.report.path)?)
-        } else {
-            None
-        };
+        let report_path = self.report_path(&out_dir)?;
 
         // VERIFY
         if m.disks.iter().any(|d| d.checksum.is_some()) {
@@ -397,7 +443,7 @@ impl Job {
         let order = boot_order(&m.disks);
         let mut jobs = Vec::new();
         let base = safe_file_stem(&m.vm_name());
-        let ext = if copts.format == TargetFormat::Raw { "raw" } else { "qcow2" };
+        let ext = copts.format.extension();
         for (n, &i) in order.iter().enumerate() {
             let d = &m.disks[i];
             let image = match probe(&d.local_path, &copts.probe)? {
@@ -437,7 +483,16 @@ impl Job {
             ] {
                 clock.skip(s, why);
             }
-            return self.finish(clock, started, Vec::new(), None, warnings, report_path, &out_dir);
+            return self.finish(
+                clock,
+                started,
+                Vec::new(),
+                None,
+                warnings,
+                report_path,
+                &out_dir,
+                &mut Cleanup::default(),
+            );
         }
 
         std::fs::create_dir_all(&out_dir)
@@ -508,6 +563,7 @@ impl Job {
             warn,
             report_path,
             &out_dir,
+            &mut cleanup,
         )
     }
 
@@ -550,13 +606,14 @@ impl Job {
         warnings: Vec<String>,
         report_path: Option<PathBuf>,
         out_dir: &Path,
+        cleanup: &mut Cleanup,
     ) -> Result<JobOutcome> {
         clock.start(Stage::Output);
-        let (guest, changes, fstab) = match executed {
+        let (guest, changes, fstab) = match &executed {
             Some((x, applied)) => (
                 x.guest.as_ref().map(GuestSummary::from_inspection),
-                if applied { x.changes } else { Vec::new() },
-                x.fstab,
+                if *applied { x.changes.clone() } else { Vec::new() },
+                x.fstab.clone(),
             ),
             None => (None, Vec::new(), None),
         };
@@ -605,6 +662,9 @@ impl Job {
         } else {
             report.artifacts = artifacts;
         }
+        if let Some((mut x, _)) = executed {
+            x.publish(cleanup)?;
+        }
         Ok(JobOutcome { report, report_path })
     }
 }
@@ -617,7 +677,7 @@ fn artifacts(x: &Executed) -> Result<Vec<Artifact>> {
             kind: "disk".into(),
             format: if o.format == TargetFormat::Raw { "raw".into() } else { "qcow2".into() },
             bytes: o.bytes,
-            sha256: Some(sha256_file(&o.path)?),
+            sha256: Some(sha256_file(x.current_path(&o.path))?),
         });
     }
     if let Some(d) = &x.domain {

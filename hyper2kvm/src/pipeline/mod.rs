@@ -14,4 +14,4 @@ pub mod report;
 mod verify;
 
 pub use batch::{BatchJob, BatchOutcome, BatchReport, VmResult, VmStatus};
-pub use job::{Event, Job, JobOptions, JobOutcome, Stage, boot_order};
+pub use job::{ConvertDefaults, Event, Job, JobOptions, JobOutcome, Stage, boot_order};

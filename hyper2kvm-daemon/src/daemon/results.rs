@@ -1,0 +1,198 @@
+//! What a finished job leaves for HyperSDK and the operator: `{vm_name}.error` (the message
+//! HyperSDK shows) with `{vm_name}.error.json` beside it, source clean-up after a verified
+//! success, libvirt definition, and the webhook.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hyper2kvm::Error;
+use serde_json::{Value, json};
+
+use super::config::Config;
+use super::worker::Attempt;
+
+/// Whether a failure may pass on a later attempt: I/O trouble (a full disk) and crashed tools,
+/// never bad input, a timeout or a cancellation.
+pub fn transient(e: &Error) -> bool {
+    use hyper2kvm::ErrorKind::*;
+    matches!(e.kind(), Io | ToolFailed)
+}
+
+/// Writes `{vm}.error` and `{vm}.error.json` in the job's output directory.
+pub fn write_error(a: &Attempt, e: &Error) -> std::io::Result<PathBuf> {
+    let vm = &a.work.vm_name;
+    std::fs::create_dir_all(&a.output_dir)?;
+    let detail = json!({
+        "error": e.to_json(),
+        "vm_name": vm,
+        "manifest": a.work.claimed.name,
+        "job_id": a.work.claimed.id,
+        "attempts": a.work.attempt,
+        "transient": transient(e),
+        "timestamp": hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()),
+        "hyper2kvm_version": hyper2kvm::VERSION,
+    });
+    let json_path = a.output_dir.join(format!("{vm}.error.json"));
+    let text_path = a.output_dir.join(format!("{vm}.error"));
+    let io = |e: Error| std::io::Error::other(e.to_string());
+    hyper2kvm::files::write_json(&json_path, &detail).map_err(io)?;
+    hyper2kvm::files::write_atomically(&text_path, format!("{e}\n").as_bytes()).map_err(io)?;
+    Ok(text_path)
+}
+
+/// `CLEANUP_SOURCE`: deletes the source disks of a verified success, but only those inside the
+/// queue directory or `ALLOWED_INPUT_DIRS` (a manifest cannot make us delete anything else).
+pub fn cleanup_sources(cfg: &Config, queue_dir: &Path, a: &Attempt) {
+    if !cfg.cleanup_source {
+        return;
+    }
+    if !a.verified {
+        log::warn!(
+            "[{}] CLEANUP_SOURCE: sources kept, the success was not verified (no checksums and \
+             no image check)",
+            a.work.claimed.id
+        );
+        return;
+    }
+    let roots: Vec<PathBuf> = std::iter::once(queue_dir.to_path_buf())
+        .chain(cfg.allowed_input_dirs.iter().cloned())
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect();
+    for s in &a.sources {
+        match std::fs::canonicalize(s) {
+            Ok(real) if roots.iter().any(|r| real.starts_with(r)) => {
+                match std::fs::remove_file(s) {
+                    Ok(()) => log::info!("[{}] removed source {}", a.work.claimed.id, s.display()),
+                    Err(e) => {
+                        log::warn!("[{}] cannot remove {}: {e}", a.work.claimed.id, s.display())
+                    }
+                }
+            }
+            _ => log::warn!(
+                "[{}] CLEANUP_SOURCE: {} is outside the queue and ALLOWED_INPUT_DIRS; kept",
+                a.work.claimed.id,
+                s.display()
+            ),
+        }
+    }
+}
+
+/// `LIBVIRT_INTEGRATION`: defines the domain written by the job.
+pub fn define(cfg: &Config, a: &Attempt) -> Option<String> {
+    use hyper2kvm::libvirt::define::{DefineOptions, define};
+    let report = &a.result.as_ref().ok()?.report;
+    if !cfg.libvirt.integration {
+        return None;
+    }
+    let xml_path = report.artifacts.iter().find(|x| x.kind == "domain")?.path.clone();
+    let disks: Vec<PathBuf> =
+        report.artifacts.iter().filter(|x| x.kind == "disk").map(|x| x.path.clone()).collect();
+    let opts = DefineOptions {
+        uri: Some(cfg.libvirt.uri.clone()),
+        autostart: cfg.libvirt.autostart,
+        pool: Some(cfg.libvirt.pool.clone()).filter(|p| !p.is_empty()),
+    };
+    let r = std::fs::read_to_string(&xml_path)
+        .map_err(|e| Error::io(&xml_path, "reading", e))
+        .and_then(|xml| define(&xml, &disks, &opts));
+    Some(match r {
+        Ok(d) => format!("defined domain {} in {}", d.name, d.uri),
+        Err(e) => format!("warning: libvirt define failed (the outputs are fine): {e}"),
+    })
+}
+
+/// The webhook's JSON body.
+pub fn event(a: &Attempt, error_file: Option<&Path>) -> Value {
+    let (status, outputs, error) = match &a.result {
+        Ok(o) => (
+            "succeeded",
+            o.report.artifacts.iter().map(|x| x.path.clone()).collect::<Vec<_>>(),
+            None,
+        ),
+        Err(e) => ("failed", Vec::new(), Some(e.to_json())),
+    };
+    json!({
+        "event": format!("job.{status}"),
+        "job_id": a.work.claimed.id,
+        "manifest": a.work.claimed.name,
+        "vm_name": a.work.vm_name,
+        "attempts": a.work.attempt,
+        "outputs": outputs,
+        "error": error,
+        "error_file": error_file,
+        "timestamp": hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()),
+    })
+}
+
+/// POSTs `body` to an `http://host[:port]/path` URL (in the background; failures are logged).
+pub fn post(url: &str, body: Value) {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        if let Err(e) = post_now(&url, &body) {
+            log::warn!("webhook {url}: {e}");
+        }
+    });
+}
+
+fn post_now(url: &str, body: &Value) -> std::io::Result<()> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| std::io::Error::other("not http://"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr =
+        if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
+    let mut s = TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let data = body.to_string();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nUser-Agent: hyper2kvm/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
+        hyper2kvm::VERSION,
+        data.len()
+    )?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let code = line.split_whitespace().nth(1).unwrap_or("");
+    if !code.starts_with('2') {
+        return Err(std::io::Error::other(format!(
+            "answered {:?}",
+            line.lines().next().unwrap_or("")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn the_webhook_posts_json() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut got = Vec::new();
+            while !String::from_utf8_lossy(&got).contains("\"job.failed\"") {
+                let n = c.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            c.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+            String::from_utf8(got).unwrap()
+        });
+        post_now(&url, &json!({"event": "job.failed"})).unwrap();
+        let req = t.join().unwrap();
+        assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
+        assert!(req.contains("Content-Type: application/json"), "{req}");
+    }
+}

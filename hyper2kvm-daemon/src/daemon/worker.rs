@@ -1,0 +1,292 @@
+//! One attempt at one claimed job: load the manifest (relative disk paths still start at the
+//! queue directory), confine its paths, run the pipeline into `OUTPUT_DIR` with the results
+//! named as contract section 3 says, and log every event to the job's `job.log`.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use hyper2kvm::convert::safe_file_stem;
+use hyper2kvm::libvirt::{DomainOptions, NetSource};
+use hyper2kvm::manifest::LoadedManifest;
+use hyper2kvm::pipeline::{Event, Job, JobOptions, JobOutcome};
+use hyper2kvm::{CancelToken, Error, ErrorKind};
+use serde_json::Value;
+
+use super::config::Config;
+use super::queue::Claimed;
+
+/// What the status shows of a running job.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Live {
+    /// The job id.
+    pub id: String,
+    /// The manifest's name in the queue.
+    pub manifest: String,
+    /// The VM.
+    pub vm_name: String,
+    /// The current stage.
+    pub stage: String,
+    /// Its progress.
+    pub percent: u64,
+    /// Which attempt.
+    pub attempt: u32,
+}
+
+/// Running jobs by id, shared with the status writer.
+pub type LiveMap = Arc<Mutex<Vec<Live>>>;
+
+/// A job to run.
+#[derive(Debug, Clone)]
+pub struct Work {
+    /// The claimed manifest.
+    pub claimed: Claimed,
+    /// Refused before it ran (a symlink, a FIFO, too large): why.
+    pub refuse: Option<String>,
+    /// The VM name outputs are named after.
+    pub vm_name: String,
+    /// 1 for the first run.
+    pub attempt: u32,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub struct Attempt {
+    /// The job.
+    pub work: Work,
+    /// Where its results went (`OUTPUT_DIR` unless the manifest chose a directory in it).
+    pub output_dir: PathBuf,
+    /// The outcome.
+    pub result: Result<JobOutcome, Error>,
+    /// Source disks, for `CLEANUP_SOURCE`, and whether their success was verified.
+    pub sources: Vec<PathBuf>,
+    /// Every disk had its checksum verified or the outputs were checked.
+    pub verified: bool,
+}
+
+/// The name HyperSDK waits for, from a manifest document that may be invalid:
+/// `output.filename`, else `source.vm_name`, else `vm` (contract section 3).
+pub fn vm_name_of(doc: Option<&Value>, fallback: &str) -> String {
+    let name = doc
+        .and_then(|d| {
+            d.pointer("/output/filename")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .or_else(|| d.pointer("/source/vm_name").and_then(Value::as_str))
+                .map(str::to_string)
+        })
+        .filter(|s| !s.is_empty());
+    let name = match (doc, name) {
+        (_, Some(n)) => n,
+        (Some(_), None) => "vm".into(),
+        (None, None) => fallback.to_string(),
+    };
+    safe_file_stem(&name)
+}
+
+/// `a/./b/../c` → `a/c` without touching the file system.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The job's output directory: `OUTPUT_DIR`, or the manifest's `output.directory` when that is
+/// inside it (relative paths start at `OUTPUT_DIR`). Anything else is refused.
+fn output_dir(cfg: &Config, m: &LoadedManifest) -> Result<PathBuf, Error> {
+    let base = lexical(&std::path::absolute(&cfg.output_dir).unwrap_or(cfg.output_dir.clone()));
+    let Some(d) = &m.manifest.output.directory else { return Ok(base) };
+    let want = lexical(&base.join(d));
+    if !want.starts_with(&base) {
+        return Err(Error::invalid(
+            &m.path,
+            format!(
+                "output.directory: {} is outside OUTPUT_DIR ({}); the daemon writes only there",
+                d.display(),
+                base.display()
+            ),
+        ));
+    }
+    std::fs::create_dir_all(&want).map_err(|e| Error::io(&want, "cannot create", e))?;
+    let (real, real_base) = (std::fs::canonicalize(&want), std::fs::canonicalize(&base));
+    match (real, real_base) {
+        (Ok(r), Ok(b)) if r.starts_with(&b) => Ok(want),
+        _ => Err(Error::invalid(
+            &m.path,
+            format!("output.directory: {} leads outside OUTPUT_DIR through a link", d.display()),
+        )),
+    }
+}
+
+/// With `ALLOWED_INPUT_DIRS`, every disk must resolve (links followed) inside one of them.
+fn check_inputs(cfg: &Config, m: &LoadedManifest) -> Result<(), Error> {
+    if cfg.allowed_input_dirs.is_empty() {
+        return Ok(());
+    }
+    let allowed: Vec<PathBuf> =
+        cfg.allowed_input_dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+    for (i, d) in m.manifest.disks.iter().enumerate() {
+        let real = std::fs::canonicalize(&d.local_path)
+            .map_err(|e| Error::io(&d.local_path, &format!("disks[{i}].local_path"), e))?;
+        if !allowed.iter().any(|a| real.starts_with(a)) {
+            return Err(Error::invalid(
+                &m.path,
+                format!(
+                    "disks[{i}].local_path: {} resolves to {}, outside ALLOWED_INPUT_DIRS",
+                    d.local_path.display(),
+                    real.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn job_options(cfg: &Config, out: PathBuf, vm_name: &str) -> JobOptions {
+    let network = if cfg.libvirt.bridge.is_empty() {
+        NetSource::Network("default".into())
+    } else {
+        NetSource::Bridge(cfg.libvirt.bridge.clone())
+    };
+    JobOptions {
+        timeout: Some(cfg.conversion_timeout),
+        output_dir: Some(out),
+        domain: Some(DomainOptions { network, ..DomainOptions::default() }),
+        defaults: cfg.convert.clone(),
+        report_file: Some(format!("{vm_name}.report.json")),
+        ..JobOptions::default()
+    }
+}
+
+/// Runs one attempt. `queue_dir` is where the manifest's relative paths start.
+pub fn attempt(
+    work: Work,
+    cfg: &Config,
+    queue_dir: &Path,
+    cancel: CancelToken,
+    live: &LiveMap,
+) -> Attempt {
+    let mut log =
+        File::options().create(true).append(true).open(work.claimed.dir.join("job.log")).ok();
+    let mut say = |line: &str| {
+        if let Some(f) = &mut log {
+            let t = hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now());
+            let _ = writeln!(f, "{t} {line}");
+        }
+    };
+    say(&format!("attempt {} of {} ({})", work.attempt, work.claimed.name, work.claimed.id));
+    let queue_path = queue_dir.join(&work.claimed.name);
+    let mut out = Attempt {
+        output_dir: cfg.output_dir.clone(),
+        result: Err(Error::new(ErrorKind::Internal, "not run")),
+        sources: Vec::new(),
+        verified: false,
+        work,
+    };
+    if let Some(why) = &out.work.refuse {
+        out.result = Err(Error::invalid(&queue_path, why.clone()));
+        say(&format!("refused: {why}"));
+        return out;
+    }
+    let manifest = match LoadedManifest::load_with_base(&out.work.claimed.manifest, queue_dir) {
+        Ok(m) => m,
+        Err(e) => {
+            let e = e.with_path(&queue_path);
+            say(&format!("error: {e}"));
+            out.result = Err(e);
+            return out;
+        }
+    };
+    let prepared = output_dir(cfg, &manifest).and_then(|d| check_inputs(cfg, &manifest).map(|_| d));
+    let dir = match prepared {
+        Ok(d) => d,
+        Err(e) => {
+            let e = e.with_path(&queue_path);
+            say(&format!("error: {e}"));
+            out.result = Err(e);
+            return out;
+        }
+    };
+    out.output_dir = dir.clone();
+    let vm = out.work.vm_name.clone();
+    for stale in [format!("{vm}.error"), format!("{vm}.error.json")] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    let m = &manifest.manifest;
+    out.sources = m.disks.iter().map(|d| d.local_path.clone()).collect();
+    out.verified = m.disks.iter().all(|d| d.checksum.is_some())
+        || (m.pipeline.validate.enabled && m.pipeline.validate.check_image_integrity);
+    let job = Job::new(manifest, job_options(cfg, dir, &vm), cancel);
+    let id = out.work.claimed.id.clone();
+    let verbose = cfg.verbose_progress;
+    let mut last = u64::MAX;
+    let result = job.run(&mut |e| {
+        let line = match e {
+            Event::Started { stage } => Some(format!("stage {} started", stage.name())),
+            Event::Finished { stage, status, seconds } => {
+                Some(format!("stage {} {status:?} in {seconds:.1} s", stage.name()))
+            }
+            Event::Warning { stage, message } => {
+                Some(format!("warning: {}: {message}", stage.name()))
+            }
+            Event::Progress { stage, item, done, total } => {
+                let pct = if *total == 0 { 100 } else { done * 100 / total };
+                if let Ok(mut l) = live.lock()
+                    && let Some(j) = l.iter_mut().find(|j| j.id == id)
+                {
+                    j.stage = stage.name().into();
+                    j.percent = pct;
+                }
+                (pct / 10 != last / 10 || last == u64::MAX).then(|| {
+                    last = pct;
+                    format!("progress {} {item} {pct}%", stage.name())
+                })
+            }
+        };
+        if let Event::Started { stage } = e
+            && let Ok(mut l) = live.lock()
+            && let Some(j) = l.iter_mut().find(|j| j.id == id)
+        {
+            j.stage = stage.name().into();
+            j.percent = 0;
+        }
+        if let Some(line) = line {
+            if verbose || !matches!(e, Event::Progress { .. }) {
+                log::debug!("[{id}] {line}");
+            }
+            say(&line);
+        }
+    });
+    match &result {
+        Ok(o) => say(&format!("succeeded: {}", o.report.summary)),
+        Err(e) => say(&format!("error: {e}")),
+    }
+    out.result = result;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_follow_the_contract_even_for_bad_manifests() {
+        let d = json!({"source": {"vm_name": "web 01"}});
+        assert_eq!(vm_name_of(Some(&d), "x"), "web_01");
+        let d = json!({"source": {"vm_name": ""}, "output": {"filename": "app"}});
+        assert_eq!(vm_name_of(Some(&d), "x"), "app");
+        assert_eq!(vm_name_of(Some(&json!({"disks": []})), "x"), "vm");
+        assert_eq!(vm_name_of(None, "half-written"), "half-written");
+        assert_eq!(lexical(Path::new("/o/a/../../etc")), Path::new("/etc"));
+    }
+}
