@@ -304,9 +304,11 @@ impl Daemon {
         self.running.insert(work.claimed.id.clone(), (work.clone(), cancel.clone()));
         let (cfg, tx, live) = (self.cfg.clone(), self.tx.clone(), self.live.clone());
         let queue_dir = self.queue.dir().to_path_buf();
+        let waker = self.watcher.waker();
         std::thread::spawn(move || {
             let a = worker::attempt(work, &cfg, &queue_dir, cancel, &live);
             let _ = tx.send(a);
+            waker.wake();
         });
     }
 

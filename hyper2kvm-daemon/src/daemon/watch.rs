@@ -3,8 +3,11 @@
 //! (some network file systems, exhausted watches) the daemon falls back to scanning every
 //! `POLL_INTERVAL`.
 
-use std::os::fd::AsRawFd;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use inotify::{Inotify, WatchMask};
@@ -14,6 +17,30 @@ use inotify::{Inotify, WatchMask};
 pub struct Watcher {
     inotify: Option<Inotify>,
     buffer: Vec<u8>,
+    wake_rx: File,
+    wake_tx: Arc<File>,
+}
+
+/// Ends a [`Watcher::wait`] early from another thread (a job finished).
+#[derive(Debug, Clone)]
+pub struct Waker(Arc<File>);
+
+impl Waker {
+    /// Wakes the waiting main loop.
+    pub fn wake(&self) {
+        let _ = (&*self.0).write(&[1]);
+    }
+}
+
+/// A non-blocking pipe.
+fn pipe() -> std::io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors that we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both are fresh descriptors owned by nobody else.
+    Ok(unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) })
 }
 
 impl Watcher {
@@ -40,7 +67,13 @@ impl Watcher {
                 None
             }
         };
-        Watcher { inotify, buffer: vec![0; 64 * 1024] }
+        let (wake_rx, wake_tx) = pipe().expect("a pipe for the main loop");
+        Watcher { inotify, buffer: vec![0; 64 * 1024], wake_rx, wake_tx: Arc::new(wake_tx) }
+    }
+
+    /// A handle that ends the current or next wait.
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake_tx.clone())
     }
 
     /// True when notifications work.
@@ -51,18 +84,21 @@ impl Watcher {
     /// Waits up to `timeout` for notifications; returns the names they were about (possibly
     /// with repeats), or nothing on timeout or an interrupting signal.
     pub fn wait(&mut self, timeout: Duration) -> Vec<String> {
-        let Some(ino) = &mut self.inotify else {
-            std::thread::sleep(timeout);
-            return Vec::new();
-        };
-        let mut pfd = libc::pollfd { fd: ino.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ino_fd = self.inotify.as_ref().map_or(-1, |i| i.as_raw_fd());
+        let mut fds = [
+            libc::pollfd { fd: self.wake_rx.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: ino_fd, events: libc::POLLIN, revents: 0 },
+        ];
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        // SAFETY: two valid pollfds for the duration of the call (a negative fd is ignored).
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
         if n <= 0 {
             return Vec::new();
         }
+        let mut sink = [0u8; 256];
+        while matches!((&self.wake_rx).read(&mut sink), Ok(k) if k > 0) {}
         let mut names = Vec::new();
+        let Some(ino) = &mut self.inotify else { return names };
         while let Ok(events) = ino.read_events(&mut self.buffer) {
             let before = names.len();
             names.extend(events.filter_map(|e| e.name.map(|n| n.to_string_lossy().into_owned())));

@@ -200,7 +200,12 @@ pub fn attempt(
     let manifest = match LoadedManifest::load_with_base(&out.work.claimed.manifest, queue_dir) {
         Ok(m) => m,
         Err(e) => {
-            let e = e.with_path(&queue_path);
+            // Name the file where HyperSDK put it, not where it was claimed to.
+            let e = if e.path() == Some(out.work.claimed.manifest.as_path()) {
+                Error::new(e.kind(), e.message()).with_path(&queue_path)
+            } else {
+                e
+            };
             say(&format!("error: {e}"));
             out.result = Err(e);
             return out;

@@ -107,8 +107,17 @@ pub fn binary() -> OsString {
 }
 
 fn command() -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(binary());
     c.stdin(Stdio::null()).env("LC_ALL", "C");
+    // SAFETY: prctl(2) is async-signal-safe. qemu-img dies with the thread that started it,
+    // so a killed hyper2kvm (kill -9, a daemon crash) leaves no conversion running on.
+    unsafe {
+        c.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            Ok(())
+        });
+    }
     c
 }
 
