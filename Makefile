@@ -1,6 +1,6 @@
 # hyper2kvm — the two commands of the README:
 #   make demo   set up, build, and run the main job end to end on the built-in sample
-#   make test   set up, build, and run every test (Rust, C ABI, Python, header, lints)
+#   make test   set up, build, and run every test (Rust, C ABI, Python, header, lints, packaging)
 # Other targets: setup, build, lint, bench (conversion vs qemu-img, whole job vs virt-v2v).
 
 SHELL := /bin/bash
@@ -9,7 +9,7 @@ VENV := .venv
 LIBDIR := target/lib
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build demo test test-rust test-c test-py check-header lint bench clean-cache
+.PHONY: setup build demo test test-rust test-c test-py test-packaging check-header lint bench clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -25,7 +25,7 @@ build: setup
 demo: build
 	scripts/demo.sh
 
-test: build lint check-header test-rust test-c test-py
+test: build lint check-header test-rust test-c test-py test-packaging
 	@echo "make test: all suites passed"
 
 test-rust: build
@@ -37,6 +37,9 @@ test-c: build
 test-py: build
 	$(VENV)/bin/maturin develop --quiet --release -m hyper2kvm-py/Cargo.toml
 	$(VENV)/bin/python -m pytest -q hyper2kvm-py/tests --doctest-modules hyper2kvm-py/python/hyper2kvm
+
+test-packaging: build
+	scripts/test-packaging.sh
 
 check-header: build
 	@cbindgen --quiet --config hyper2kvm-ffi/cbindgen.toml --crate hyper2kvm-ffi --output target/hyper2kvm.h.check hyper2kvm-ffi

@@ -271,18 +271,21 @@ impl Config {
         }
     }
 
-    /// The state directory when `--state-dir` is not given: systemd's `STATE_DIRECTORY`, else
-    /// `/var/lib/hyper2kvm` (`/var/lib/hyper2kvm/NAME` for an instance).
+    /// The state directory when `--state-dir` is not given: systemd's `STATE_DIRECTORY` (the
+    /// units set `StateDirectory=hyper2kvm` and `hyper2kvm/%i`), else `/var/lib/hyper2kvm`
+    /// (`/var/lib/hyper2kvm/NAME` for an instance).
     pub fn default_state_dir(
         instance: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> PathBuf {
-        let base = env("STATE_DIRECTORY")
-            .and_then(|s| s.split(':').next().map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/var/lib/hyper2kvm"));
+        if let Some(dir) =
+            env("STATE_DIRECTORY").and_then(|s| s.split(':').next().map(PathBuf::from))
+        {
+            return dir;
+        }
         match instance {
-            Some(n) => base.join(n),
-            None => base,
+            Some(n) => PathBuf::from("/var/lib/hyper2kvm").join(n),
+            None => PathBuf::from("/var/lib/hyper2kvm"),
         }
     }
 
@@ -505,5 +508,19 @@ mod tests {
         assert!(e.starts_with("--log-level: LOG_LEVEL:"), "{e}");
         let missing = Flags { config: Some(t.path().join("none.conf")), ..Flags::default() };
         assert!(Config::load(&missing, &env_of(&[])).unwrap_err().contains("none.conf"));
+    }
+
+    #[test]
+    fn the_packaged_examples_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config");
+        for name in [
+            "hyper2kvm.conf.example",
+            "hyper2kvm-vsphere.conf.example",
+            "hyper2kvm-aws.conf.example",
+        ] {
+            let flags = Flags { config: Some(dir.join(name)), ..Flags::default() };
+            let c = Config::load(&flags, &env_of(&[])).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(c.config_file.is_some(), "{name}");
+        }
     }
 }

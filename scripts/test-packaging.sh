@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Checks what packaging/ ships: the systemd units pass `systemd-analyze verify` without a
+# single warning, and the RPMs build and hold the expected files with the expected owners and
+# modes, scriptlets and dependencies. Run by `make test` after `make build`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "test-packaging: FAIL: $*" >&2; exit 1; }
+
+# 1. Units: systemd-analyze needs the ExecStart binary to exist; point it at ours.
+bin="$PWD/target/release/hyper2kvm"
+[[ -x $bin ]] || fail "$bin missing (run make build)"
+for u in hyper2kvm.service hyper2kvm@.service hyper2kvm.target; do
+  sed "s|/usr/bin/hyper2kvm|$bin|" "packaging/systemd/$u" > "$work/$u"
+done
+out=$(cd "$work" && systemd-analyze verify hyper2kvm.service hyper2kvm@vsphere.service hyper2kvm.target 2>&1) \
+  || fail "systemd-analyze verify: $out"
+[[ -z $out ]] || fail "systemd-analyze verify warned: $out"
+# A unit with a mistake must be caught the same way (the check can fail).
+sed 's/^KillMode=mixed/KillMode=mixxed/' "$work/hyper2kvm.service" > "$work/broken.service"
+out=$(cd "$work" && systemd-analyze verify broken.service 2>&1 || true)
+[[ $out == *"kill mode"* ]] || fail "a broken unit was not reported: $out"
+grep -q '^Type=notify$' packaging/systemd/hyper2kvm.service || fail "hyper2kvm.service is not Type=notify"
+grep -q -- '--instance=%i' packaging/systemd/hyper2kvm@.service || fail "the template does not pass --instance"
+echo "test-packaging: units verified"
+
+# 2. RPMs.
+packaging/rpm/build.sh --clean --version 1.2.3 --release 4 --topdir "$work/rpm" > "$work/built"
+rpms=$(cat "$work/built")
+main=$(grep '/hyper2kvm-1.2.3-4\.x86_64\.rpm$' <<<"$rpms") || fail "no hyper2kvm RPM in: $rpms"
+devel=$(grep '/hyper2kvm-devel-1.2.3-4\.x86_64\.rpm$' <<<"$rpms") || fail "no -devel RPM in: $rpms"
+daemon=$(grep '/hyper2kvm-daemon-1.2.3-4\.noarch\.rpm$' <<<"$rpms") || fail "no -daemon RPM in: $rpms"
+files() { rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$1" | grep -v ' /usr/share/doc/' | sort; }
+expect() { # expect RPM "<perms> <owner> <path>"...
+  local rpm=$1; shift
+  local got; got=$(files "$rpm")
+  local want; want=$(printf '%s\n' "$@" | sort)
+  [[ $got == "$want" ]] || fail "$(basename "$rpm") files differ:
+--- want
+$want
+--- got
+$got"
+}
+expect "$main" \
+  "-rwxr-xr-x root:root /usr/bin/hyper2kvm" \
+  "-rwxr-xr-x root:root /usr/lib64/libhyper2kvm.so.1"
+expect "$devel" \
+  "-rw-r--r-- root:root /usr/include/hyper2kvm.h" \
+  "lrwxrwxrwx root:root /usr/lib64/libhyper2kvm.so" \
+  "-rw-r--r-- root:root /usr/lib64/pkgconfig/hyper2kvm.pc"
+expect "$daemon" \
+  "drwxr-xr-x root:root /etc/hyper2kvm" \
+  "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm.conf.example" \
+  "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm-vsphere.conf.example" \
+  "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm-aws.conf.example" \
+  "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm.service" \
+  "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm@.service" \
+  "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm.target" \
+  "-rw-r--r-- root:root /usr/lib/sysusers.d/hyper2kvm.conf" \
+  "-rw-r--r-- root:root /usr/lib/tmpfiles.d/hyper2kvm.conf" \
+  "drwxr-xr-x hyper2kvm:hyper2kvm /var/lib/hyper2kvm" \
+  "drwxrwsr-x hyper2kvm:hyper2kvm /var/lib/hyper2kvm/queue" \
+  "drwxr-xr-x hyper2kvm:hyper2kvm /var/lib/hyper2kvm/output" \
+  "drwxr-x--- hyper2kvm:hyper2kvm /var/log/hyper2kvm" \
+  "drwxr-x--- hyper2kvm:hyper2kvm /var/cache/hyper2kvm"
+rpm -qp --requires "$daemon" | grep -qx 'hyper2kvm = 1.2.3-4' || fail "-daemon does not require hyper2kvm = 1.2.3-4"
+rpm -qp --requires "$devel" | grep -q '^hyper2kvm(x86-64) = 1.2.3-4$' || fail "-devel does not require the library package"
+rpm -qp --provides "$main" | grep -qx 'libhyper2kvm.so.1()(64bit)' || fail "the soname libhyper2kvm.so.1 is not provided"
+rpm -qp --configfiles "$daemon" | grep -q hyper2kvm-vsphere.conf.example || fail "config examples are not %config"
+scripts=$(rpm -qp --scripts "$daemon")
+for want in "useradd -r -g hyper2kvm" "usermod -a -G" "preset hyper2kvm.service hyper2kvm.target" \
+            "disable --now hyper2kvm.service" "try-restart hyper2kvm.service" "systemd-tmpfiles --create"; do
+  [[ $scripts == *"$want"* ]] || fail "-daemon scriptlets lack: $want"
+done
+pc=$(rpm2cpio "$devel" | (cd "$work" && cpio -id --quiet './usr/lib64/pkgconfig/hyper2kvm.pc') && cat "$work/usr/lib64/pkgconfig/hyper2kvm.pc")
+[[ $pc == *"Version: 1.2.3"* && $pc == *"libdir=/usr/lib64"* ]] || fail "hyper2kvm.pc: $pc"
+echo "test-packaging: RPMs built and checked: $(basename "$main") $(basename "$devel") $(basename "$daemon")"
