@@ -54,3 +54,4 @@ bench: build
 	bench/convert.sh
 	bench/manifest.sh
 	bench/v2v.sh
+	$(CARGO) bench -p hyper2kvm-daemon --bench daemon_queue

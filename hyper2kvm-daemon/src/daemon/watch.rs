@@ -45,8 +45,15 @@ fn pipe() -> std::io::Result<(File, File)> {
 
 impl Watcher {
     /// Watches `dir` for files written, closed, moved in or created.
+    /// `HYPER2KVM_NO_INOTIFY=1` forces the scan-only fallback (for comparing the two).
     pub fn new(dir: &Path) -> Watcher {
-        let inotify = Inotify::init().and_then(|i| {
+        let disabled = std::env::var_os("HYPER2KVM_NO_INOTIFY").is_some_and(|v| v == "1");
+        let inotify = if disabled {
+            Err(std::io::Error::other("disabled by HYPER2KVM_NO_INOTIFY=1"))
+        } else {
+            Inotify::init()
+        };
+        let inotify = inotify.and_then(|i| {
             i.watches().add(
                 dir,
                 WatchMask::CLOSE_WRITE
