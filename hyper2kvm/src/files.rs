@@ -3,7 +3,7 @@
 //! MAC address parsing.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
@@ -35,6 +35,27 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     write_atomically(path, &text)
 }
 
+/// `a/./b/../c` → `a/c` without touching the file system (links are not followed: compare
+/// with `canonicalize` too where links matter). A `..` at the root stays at the root; leading
+/// `..` of a relative path are kept.
+pub fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// A MAC address as six two-digit hex groups split by one of `separators`, in lower case with
 /// colons; `None` when it is not one.
 pub(crate) fn parse_mac(s: &str, separators: &[char]) -> Option<String> {
@@ -62,6 +83,8 @@ mod tests {
         write_json(&p, &serde_json::json!({"a": 1})).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "{\n  \"a\": 1\n}");
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(lexical(Path::new("/o/a/../../../etc/./x")), Path::new("/etc/x"));
+        assert_eq!(lexical(Path::new("../a/b/..")), Path::new("../a"));
         let e = write_atomically(&t.path().join("no/such/dir/x"), b"x").unwrap_err();
         assert!(e.to_string().contains("no/such/dir"), "{e}");
     }

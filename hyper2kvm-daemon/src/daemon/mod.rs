@@ -31,7 +31,7 @@ use hyper2kvm::{CancelToken, ErrorKind};
 use config::{Config, Flags};
 use notify::Notifier;
 use queue::{Queue, Ready, read_record, write_record};
-use status::{Counts, LiveJob, Status};
+use status::{Counts, Status};
 use watch::Watcher;
 use worker::{Attempt, Live, LiveMap, Work, vm_name_of};
 
@@ -423,8 +423,7 @@ impl Daemon {
         self.counts.queued = self.queue.pending();
         self.counts.running = self.running.len();
         self.counts.retrying = self.retries.len();
-        let jobs: Vec<LiveJob> =
-            self.live.lock().map(|l| l.iter().map(LiveJob::from).collect()).unwrap_or_default();
+        let jobs: Vec<Live> = self.live.lock().map(|l| l.clone()).unwrap_or_default();
         let s = Status {
             instance: self.cfg.instance.clone(),
             pid: std::process::id(),

@@ -47,37 +47,7 @@ pub struct Status {
     /// The counts.
     pub counts: Counts,
     /// The running jobs.
-    pub jobs: Vec<LiveJob>,
-}
-
-/// One running job in the status file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveJob {
-    /// The job id.
-    pub id: String,
-    /// The manifest's name.
-    pub manifest: String,
-    /// The VM.
-    pub vm_name: String,
-    /// Its stage.
-    pub stage: String,
-    /// Its progress.
-    pub percent: u64,
-    /// Which attempt.
-    pub attempt: u32,
-}
-
-impl From<&Live> for LiveJob {
-    fn from(l: &Live) -> LiveJob {
-        LiveJob {
-            id: l.id.clone(),
-            manifest: l.manifest.clone(),
-            vm_name: l.vm_name.clone(),
-            stage: l.stage.clone(),
-            percent: l.percent,
-            attempt: l.attempt,
-        }
-    }
+    pub jobs: Vec<Live>,
 }
 
 impl Status {

@@ -4,10 +4,11 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use hyper2kvm::convert::safe_file_stem;
+use hyper2kvm::files::lexical;
 use hyper2kvm::libvirt::{DomainOptions, NetSource};
 use hyper2kvm::manifest::LoadedManifest;
 use hyper2kvm::pipeline::{Event, Job, JobOptions, JobOutcome};
@@ -18,7 +19,7 @@ use super::config::Config;
 use super::queue::Claimed;
 
 /// What the status shows of a running job.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Live {
     /// The job id.
     pub id: String,
@@ -83,21 +84,6 @@ pub fn vm_name_of(doc: Option<&Value>, fallback: &str) -> String {
         (None, None) => fallback.to_string(),
     };
     safe_file_stem(&name)
-}
-
-/// `a/./b/../c` → `a/c` without touching the file system.
-fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// The job's output directory: `OUTPUT_DIR`, or the manifest's `output.directory` when that is
@@ -292,6 +278,5 @@ mod tests {
         assert_eq!(vm_name_of(Some(&d), "x"), "app");
         assert_eq!(vm_name_of(Some(&json!({"disks": []})), "x"), "vm");
         assert_eq!(vm_name_of(None, "half-written"), "half-written");
-        assert_eq!(lexical(Path::new("/o/a/../../etc")), Path::new("/etc"));
     }
 }

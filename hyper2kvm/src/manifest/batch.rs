@@ -24,13 +24,14 @@
 //! - Every violation of the batch and of every enabled VM's manifest is reported at once, VM
 //!   problems prefixed with `vms[N] (FILE):`.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::check::{Findings, is_disk_id, join};
 use super::{LoadedManifest, parent_dir, problems_error, read_document};
 use crate::error::Result;
+use crate::files::lexical;
 
 /// A batch manifest that passed every check.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,21 +93,6 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
             merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
         }
     }
-}
-
-/// `a/./b/../c` → `a/c`, without touching the file system (for comparing output directories).
-fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if out.file_name().is_some() => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// A VM's id when the batch gives none: its manifest path as written, without the extension,
