@@ -350,16 +350,17 @@ fn kill_9_mid_conversion_then_restart_completes_and_nothing_partial_shows() {
 }
 
 #[test]
-fn sigterm_requeues_a_job_that_cannot_finish_in_time() {
+fn sigterm_requeues_what_cannot_finish_and_waits_for_what_can() {
     let d = dirs();
     let p = big_disk(&d, "slow", 384);
     let mut m = manifest("slow", &p);
     m["pipeline"]["convert"] = json!({"compress": true, "compress_level": 9});
+    let temp = d.out.join(".slow.qcow2.hyper2kvm-part");
+    // A stop timeout of 0: the running job is cancelled and its manifest requeued at once.
     let mut daemon =
-        Daemon::start_wrapped(&d, "a", "POLL_INTERVAL=1\n", &[], &[], &["--stop-timeout=1"]);
+        Daemon::start_wrapped(&d, "a", "POLL_INTERVAL=1\n", &[], &[], &["--stop-timeout=0"]);
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(d.queue.join("slow.json"), m.to_string()).unwrap();
-    let temp = d.out.join(".slow.qcow2.hyper2kvm-part");
     until(Duration::from_secs(60), "the conversion to start", || temp.exists());
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait(Duration::from_secs(30)), Some(0), "{}", daemon.log());
@@ -369,6 +370,16 @@ fn sigterm_requeues_a_job_that_cannot_finish_in_time() {
     assert!(d.queue.join("slow.json").is_file(), "the manifest is back in the queue");
     assert!(!d.out.join("slow.qcow2").exists() && !temp.exists(), "nothing partial left");
     assert_eq!(records(&d, "interrupted").len(), 1);
+    // A long stop timeout: the next daemon takes the requeued manifest, and SIGTERM waits for
+    // the job to finish.
+    let mut daemon =
+        Daemon::start_wrapped(&d, "b", "POLL_INTERVAL=1\n", &[], &[], &["--stop-timeout=300"]);
+    until(Duration::from_secs(60), "the rerun to start", || temp.exists());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait(Duration::from_secs(300)), Some(0), "{}", daemon.log());
+    assert!(daemon.log().contains("stopping: no new jobs; 1 running"), "{}", daemon.log());
+    assert!(d.out.join("slow.qcow2").is_file(), "the job finished before the daemon stopped");
+    assert_eq!(records(&d, "done").len(), 1);
 }
 
 #[test]
