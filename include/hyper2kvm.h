@@ -50,6 +50,23 @@ enum hyper2kvm_result
 typedef uint32_t hyper2kvm_result;
 #endif // __cplusplus
 
+// A job (opaque). Its functions may be called from any thread; [`hyper2kvm_job_cancel`] and
+// [`hyper2kvm_job_last_error`] while another thread runs it.
+typedef struct hyper2kvm_job hyper2kvm_job;
+
+// Settings for jobs (opaque).
+typedef struct hyper2kvm_options hyper2kvm_options;
+
+// Called with a job's progress: the stage (`convert`, `verify`, `fix`, …), the item (a file or
+// disk), bytes done and bytes in all. The strings are valid only during the call. It runs on
+// the thread that called the job function — for a batch manifest, on that job's worker
+// threads, possibly several at once.
+typedef void (*hyper2kvm_progress_cb)(void *user_data,
+                                      const char *stage,
+                                      const char *item,
+                                      uint64_t done,
+                                      uint64_t total);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -72,6 +89,137 @@ hyper2kvm_result hyper2kvm_probe(const char *path, char **json_out);
 // # Safety
 // `s` must be NULL or a string returned by this library and not yet freed.
 void hyper2kvm_string_free(char *s);
+
+// Builds a job from `opts` (copied: the options may be freed or changed afterwards) in
+// `*out`. Free it with [`hyper2kvm_job_free`]. A job runs one piece of work; once cancelled
+// it stays cancelled.
+//
+// # Safety
+// `opts` must be NULL or live options; `out` NULL or writable.
+hyper2kvm_result hyper2kvm_job_new(const hyper2kvm_options *opts, hyper2kvm_job **out);
+
+// Frees a job. `hyper2kvm_job_free(NULL)` does nothing. The job must not be running.
+//
+// # Safety
+// `job` must be NULL or from [`hyper2kvm_job_new`], not yet freed, and not in use.
+void hyper2kvm_job_free(hyper2kvm_job *job);
+
+// Asks a running job to stop, from any thread; it returns `HYPER2KVM_RESULT_CANCELLED`
+// within a fraction of a second, its temporary files removed. Cancelling before the work
+// starts makes the work return at once.
+//
+// # Safety
+// `job` must be NULL or a live job.
+hyper2kvm_result hyper2kvm_job_cancel(const hyper2kvm_job *job);
+
+// The full message of the job's last error (with the file it concerns) in `*message_out`,
+// or NULL when its last call succeeded or none was made. The caller frees the string with
+// `hyper2kvm_string_free`.
+//
+// # Safety
+// `job` must be NULL or a live job; `message_out` NULL or writable.
+hyper2kvm_result hyper2kvm_job_last_error(const hyper2kvm_job *job, char **message_out);
+
+// Converts the disk image, OVA, OVF or VMX at `input` into the options' output directory
+// (required), inspecting and fixing the guest unless the options say not to, and writing the
+// libvirt domain beside the disks. `*json_out` receives the report (the document of
+// `hyper2kvm convert --json`'s `report`) or the error as JSON; the caller frees it.
+//
+// # Safety
+// `job` must be NULL or a live job; `input` NULL or a NUL-terminated string; `json_out` NULL
+// or writable.
+hyper2kvm_result hyper2kvm_convert(const hyper2kvm_job *job, const char *input, char **json_out);
+
+// Inspects the guest on each of the `count` inputs in `paths` (read-only; each input is one
+// guest) and stores a JSON array of reports, one per input in order (the documents of
+// `hyper2kvm inspect --json`), in `*json_out`. The first failure ends the call with its code
+// and error JSON.
+//
+// # Safety
+// `job` must be NULL or a live job; `paths` NULL or `count` NULL-or-NUL-terminated strings;
+// `json_out` NULL or writable.
+hyper2kvm_result hyper2kvm_inspect(const hyper2kvm_job *job,
+                                   const char *const *paths,
+                                   size_t count,
+                                   char **json_out);
+
+// Runs an Artifact Manifest v1.0 or a batch manifest through the pipeline (or, with the
+// options' dry run, only checks and plans it) and stores
+// `{"success", "outputs": [paths], "result": {...}}` — or for a dry run
+// `{"dry_run": true, "warnings", "plan"}` — in `*json_out`. A bad manifest gives
+// `HYPER2KVM_RESULT_INVALID_INPUT` and the error JSON naming every problem; a batch whose VMs
+// failed returns OK with `"success": false`. Progress callbacks of a batch come from several
+// threads.
+//
+// # Safety
+// `job` must be NULL or a live job; `manifest` NULL or a NUL-terminated string; `json_out`
+// NULL or writable.
+hyper2kvm_result hyper2kvm_run_manifest(const hyper2kvm_job *job,
+                                        const char *manifest,
+                                        char **json_out);
+
+// Creates options with the defaults (qcow2, no compression, guest fixes on, no timeout, no
+// progress callback, output directory unset) in `*out`. Free with
+// [`hyper2kvm_options_free`].
+//
+// # Safety
+// `out` must be NULL or writable.
+hyper2kvm_result hyper2kvm_options_new(hyper2kvm_options **out);
+
+// Frees options. `hyper2kvm_options_free(NULL)` does nothing. Jobs built from them keep their
+// own copy.
+//
+// # Safety
+// `opts` must be NULL or from [`hyper2kvm_options_new`], not yet freed.
+void hyper2kvm_options_free(hyper2kvm_options *opts);
+
+// Where `hyper2kvm_convert` writes (required for it). `dir` is copied.
+//
+// # Safety
+// `opts` must be NULL or live options; `dir` NULL or a NUL-terminated string.
+hyper2kvm_result hyper2kvm_options_set_output_dir(hyper2kvm_options *opts, const char *dir);
+
+// The output format: `"qcow2"` (default) or `"raw"`; anything else is
+// `HYPER2KVM_RESULT_INVALID_INPUT`.
+//
+// # Safety
+// `opts` must be NULL or live options; `format` NULL or a NUL-terminated string.
+hyper2kvm_result hyper2kvm_options_set_format(hyper2kvm_options *opts, const char *format);
+
+// qcow2 compression level 1–9, or 0 for none (default); other values are
+// `HYPER2KVM_RESULT_INVALID_INPUT`.
+//
+// # Safety
+// `opts` must be NULL or live options.
+hyper2kvm_result hyper2kvm_options_set_compress(hyper2kvm_options *opts, uint32_t level);
+
+// Whether `hyper2kvm_convert` inspects and fixes the guest (default true).
+//
+// # Safety
+// `opts` must be NULL or live options.
+hyper2kvm_result hyper2kvm_options_set_fix(hyper2kvm_options *opts, bool fix);
+
+// With true, `hyper2kvm_run_manifest` only checks and plans (the JSON is the plan) and
+// writes nothing.
+//
+// # Safety
+// `opts` must be NULL or live options.
+hyper2kvm_result hyper2kvm_options_set_dry_run(hyper2kvm_options *opts, bool dry_run);
+
+// Cancels a manifest run after `seconds` (0: no limit, the default).
+//
+// # Safety
+// `opts` must be NULL or live options.
+hyper2kvm_result hyper2kvm_options_set_timeout(hyper2kvm_options *opts, uint64_t seconds);
+
+// The progress callback and the pointer passed back to it (NULL `cb`: none). The library
+// never dereferences `user_data`; it must stay valid while jobs built from these options run.
+//
+// # Safety
+// `opts` must be NULL or live options; `cb` NULL or a function of the declared type.
+hyper2kvm_result hyper2kvm_options_set_progress(hyper2kvm_options *opts,
+                                                hyper2kvm_progress_cb cb,
+                                                void *user_data);
 
 // Copies a NUL-terminated description of `code` into `buf` (of `len` bytes), truncating if
 // needed, and returns the length of the full description without the NUL. With `buf` NULL or

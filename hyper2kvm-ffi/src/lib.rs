@@ -4,15 +4,34 @@
 //! arguments give [`hyper2kvm_result::NullArgument`] and never crash; every body
 //! runs inside a panic boundary; strings handed to the caller are owned by the caller and freed
 //! with [`hyper2kvm_string_free`]. Results are JSON documents, the same as `hyper2kvm --json`.
+//!
+//! Handles follow builder → build → use → free: [`hyper2kvm_options`] (the settings, with the
+//! progress callback and its `void *user_data`) builds [`hyper2kvm_job`]s; a job runs
+//! [`hyper2kvm_convert`], [`hyper2kvm_inspect`] or [`hyper2kvm_run_manifest`], can be cancelled
+//! from another thread ([`hyper2kvm_job_cancel`]) and keeps its last error's message
+//! ([`hyper2kvm_job_last_error`]). [`hyper2kvm_probe`] needs no job. Every `_free(NULL)` is a
+//! no-op.
 
 #![allow(non_camel_case_types)]
 
+mod job;
+mod options;
 mod result;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
+pub use job::{
+    hyper2kvm_convert, hyper2kvm_inspect, hyper2kvm_job, hyper2kvm_job_cancel, hyper2kvm_job_free,
+    hyper2kvm_job_last_error, hyper2kvm_job_new, hyper2kvm_run_manifest,
+};
+pub use options::{
+    hyper2kvm_options, hyper2kvm_options_free, hyper2kvm_options_new,
+    hyper2kvm_options_set_compress, hyper2kvm_options_set_dry_run, hyper2kvm_options_set_fix,
+    hyper2kvm_options_set_format, hyper2kvm_options_set_output_dir, hyper2kvm_options_set_progress,
+    hyper2kvm_options_set_timeout, hyper2kvm_progress_cb,
+};
 pub use result::{hyper2kvm_result, hyper2kvm_strerror};
 
 /// Runs `f` behind a panic boundary, turning a panic into `HYPER2KVM_RESULT_PANIC`.
@@ -20,18 +39,39 @@ fn guard(f: impl FnOnce() -> hyper2kvm_result) -> hyper2kvm_result {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(hyper2kvm_result::Panic)
 }
 
-/// Borrows a C string argument as a path.
+/// Borrows a C string argument.
 ///
 /// # Safety
 /// `p` must be NULL or point to a NUL-terminated string valid for the call.
-unsafe fn path_arg<'a>(p: *const c_char) -> Result<&'a Path, hyper2kvm_result> {
+unsafe fn str_arg<'a>(p: *const c_char) -> Result<&'a str, hyper2kvm_result> {
     if p.is_null() {
         return Err(hyper2kvm_result::NullArgument);
     }
     // SAFETY: non-NULL and NUL-terminated per this function's contract.
     let c = unsafe { CStr::from_ptr(p) };
-    let s = c.to_str().map_err(|_| hyper2kvm_result::InvalidUtf8)?;
-    Ok(Path::new(s))
+    c.to_str().map_err(|_| hyper2kvm_result::InvalidUtf8)
+}
+
+/// Borrows a C string argument as a path.
+///
+/// # Safety
+/// As [`str_arg`].
+unsafe fn path_arg<'a>(p: *const c_char) -> Result<&'a Path, hyper2kvm_result> {
+    // SAFETY: per this function's contract.
+    unsafe { str_arg(p) }.map(Path::new)
+}
+
+/// Applies `f` to a handle the caller owns; NULL is `HYPER2KVM_RESULT_NULL_ARGUMENT`.
+///
+/// # Safety
+/// `p` must be NULL or a live, unaliased handle.
+unsafe fn with_mut<T>(p: *mut T, f: impl FnOnce(&mut T)) -> hyper2kvm_result {
+    if p.is_null() {
+        return hyper2kvm_result::NullArgument;
+    }
+    // SAFETY: non-NULL, live and unaliased per this function's contract.
+    f(unsafe { &mut *p });
+    hyper2kvm_result::Ok
 }
 
 /// Stores a new C string in `*out`.

@@ -11,11 +11,9 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hyper2kvm::inspect_input::inspect_and_plan;
-use hyper2kvm::manifest::{self, ManifestFile};
-use hyper2kvm::pipeline::{BatchJob, Event, Job, JobOptions, VmStatus, boot_order};
+use hyper2kvm::CancelToken;
+use hyper2kvm::pipeline::{Event, JobOptions, ManifestRun, RunOutcome, VmStatus};
 use hyper2kvm::validate::BootTestOptions;
-use hyper2kvm::{CancelToken, ProbeOptions};
 use serde_json::json;
 
 use crate::cli::RunArgs;
@@ -56,140 +54,25 @@ pub fn run(args: &RunArgs) -> ExitCode {
         boot_test: args.boot_test.then(BootTestOptions::default),
         ..JobOptions::default()
     };
-    let job = match manifest::load(path) {
-        Ok(ManifestFile::Vm(m)) => Job::new(*m, opts, CancelToken::new()),
-        Ok(ManifestFile::Batch(b)) => return run_batch(BatchJob::new(b, opts), args),
+    let run = match ManifestRun::load(path, opts, CancelToken::new()) {
+        Ok(r) => r,
         Err(e) => {
             report_error(&e);
             return exit_code(&e);
         }
     };
-    if args.dry_run || job.manifest().manifest.options.dry_run {
-        return dry_run(&job, args.json);
+    let dry =
+        args.dry_run || matches!(&run, ManifestRun::Vm(j) if j.manifest().manifest.options.dry_run);
+    if dry {
+        return dry_run(&run, args.json);
     }
-    let cancel: CancelToken = job.cancel_token();
-    crate::signals::cancel_on_interrupt(&cancel);
-    let mut last = u64::MAX;
-    match job.run(&mut |e| print_event("", e, &mut last)) {
-        Ok(outcome) => {
-            for w in &outcome.report.warnings {
-                log::info!("warning in report: {w}");
-            }
-            if args.json {
-                print_json(
-                    &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": true, "report": outcome.report }),
-                );
-            } else {
-                if let Some(f) = &outcome.report.fstab {
-                    eprintln!("fstab before the fixes:\n{}", f.before.trim_end());
-                    eprintln!("fstab after the fixes:\n{}", f.after.trim_end());
-                }
-                for a in &outcome.report.artifacts {
-                    println!("Output: {}", a.path.display());
-                }
-                eprintln!("{}", outcome.report.summary);
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            report_error(&e);
-            exit_code(&e)
-        }
-    }
-}
-
-/// `--dry-run`: the manifest is valid (or the error said why); inspect the boot disk
-/// read-only and print what would be written and changed.
-fn dry_run(job: &Job, as_json: bool) -> ExitCode {
-    match plan(job, (!as_json).then_some("")) {
-        Ok(p) => {
-            if as_json {
-                print_json(&p);
-            } else {
-                println!("dry run: nothing written");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            report_error(&e);
-            exit_code(&e)
-        }
-    }
-}
-
-/// One job's plan as JSON, also printed as `Would write:`/`Would change:` lines after `print`
-/// (the VM's prefix in a batch) unless that is `None`.
-fn plan(job: &Job, print: Option<&str>) -> hyper2kvm::Result<serde_json::Value> {
-    let m = &job.manifest().manifest;
-    let outputs = job.planned_outputs()?;
-    let boot = boot_order(&m.disks)[0];
-    let plan = if m.pipeline.inspect.enabled {
-        let fix = hyper2kvm::fix::FixOptions {
-            dry_run: true,
-            configuration: m.configuration.clone(),
-            ..hyper2kvm::fix::FixOptions::default()
-        };
-        let probe = ProbeOptions { cross_check: false, verify_manifest: true };
-        Some(inspect_and_plan(
-            &m.disks[boot].local_path,
-            &probe,
-            &Default::default(),
-            m.pipeline.fix.enabled.then_some(&fix),
-        )?)
-    } else {
-        None
-    };
-    if let Some(prefix) = print {
-        for w in &job.manifest().warnings {
-            eprintln!("{prefix}hyper2kvm: warning: {w}");
-        }
-        for o in &outputs {
-            println!("{prefix}Would write: {}", o.display());
-        }
-        if let Some(p) = &plan {
-            for c in &p.planned_changes {
-                println!("{prefix}Would change: {} {} {}", c.fixer, c.action, c.file);
-            }
-        }
-    }
-    Ok(
-        json!({ "dry_run": true, "outputs": outputs, "warnings": job.manifest().warnings, "plan": plan }),
-    )
-}
-
-/// A batch manifest: every enabled VM's job, or with `--dry-run` every VM's plan.
-fn run_batch(batch: BatchJob, args: &RunArgs) -> ExitCode {
-    let b = batch.batch();
-    if args.dry_run {
-        let mut plans = Vec::new();
-        for &i in &b.run_order() {
-            let vm = &b.vms[i];
-            let Some(job) = batch.job(vm) else { continue };
-            let prefix = format!("[{}] ", vm.id);
-            match plan(&job, (!args.json).then_some(prefix.as_str())) {
-                Ok(p) => plans.push(json!({ "id": vm.id, "plan": p })),
-                Err(e) => {
-                    report_error(&e);
-                    return exit_code(&e);
-                }
-            }
-        }
-        if args.json {
-            print_json(&json!({ "dry_run": true, "batch_id": b.batch_id, "vms": plans }));
-        } else {
-            for vm in b.vms.iter().filter(|v| !v.enabled) {
-                println!("[{}] Would skip: enabled is false", vm.id);
-            }
-            println!("dry run: nothing written");
-        }
-        return ExitCode::SUCCESS;
-    }
-    crate::signals::cancel_on_interrupt(&batch.cancel_token());
+    crate::signals::cancel_on_interrupt(&run.cancel_token());
+    let batch = matches!(run, ManifestRun::Batch(_));
     let last: Mutex<HashMap<String, u64>> = Mutex::new(HashMap::new());
-    let outcome = batch.run(&|id, e| {
+    let outcome = run.run(&|id, e| {
         let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
         let pct = last.entry(id.to_string()).or_insert(u64::MAX);
-        print_event(&format!("[{id}] "), e, pct);
+        print_event(&if batch { format!("[{id}] ") } else { String::new() }, e, pct);
     });
     let outcome = match outcome {
         Ok(o) => o,
@@ -198,29 +81,73 @@ fn run_batch(batch: BatchJob, args: &RunArgs) -> ExitCode {
             return exit_code(&e);
         }
     };
-    let r = &outcome.report;
-    for vm in &r.vms {
-        match vm.status {
-            VmStatus::Failed | VmStatus::NotRun => eprintln!(
-                "hyper2kvm: error: [{}] {}",
-                vm.id,
-                vm.error.as_deref().unwrap_or("failed")
-            ),
-            VmStatus::Success | VmStatus::Skipped => {}
+    if let RunOutcome::Batch(b) = &outcome {
+        for vm in &b.report.vms {
+            if matches!(vm.status, VmStatus::Failed | VmStatus::NotRun) {
+                let why = vm.error.as_deref().unwrap_or("failed");
+                eprintln!("hyper2kvm: error: [{}] {why}", vm.id);
+            }
         }
     }
     if args.json {
-        print_json(
-            &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "success": r.success, "report": r }),
-        );
-    } else {
-        for vm in r.vms.iter().filter(|v| v.status == VmStatus::Success) {
-            for a in &vm.artifacts {
-                println!("Output: {}", a.display());
-            }
+        let report = match &outcome {
+            RunOutcome::Vm(o) => serde_json::to_value(&o.report),
+            RunOutcome::Batch(b) => serde_json::to_value(&b.report),
         }
-        println!("Output: {}", outcome.report_path.display());
-        eprintln!("{}", r.summary);
+        .unwrap_or_default();
+        print_json(&json!({
+            "hyper2kvm_version": hyper2kvm::VERSION,
+            "success": outcome.success(),
+            "report": report,
+        }));
+    } else {
+        match &outcome {
+            RunOutcome::Vm(o) => {
+                if let Some(f) = &o.report.fstab {
+                    eprintln!("fstab before the fixes:\n{}", f.before.trim_end());
+                    eprintln!("fstab after the fixes:\n{}", f.after.trim_end());
+                }
+                eprintln!("{}", o.report.summary);
+            }
+            RunOutcome::Batch(b) => eprintln!("{}", b.report.summary),
+        }
+        for p in outcome.outputs() {
+            println!("Output: {}", p.display());
+        }
     }
-    if r.success { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if outcome.success() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// `--dry-run`: the manifest is valid (or the error said why); inspect each boot disk
+/// read-only and print what would be written and changed (prefixed with the VM in a batch).
+fn dry_run(run: &ManifestRun, as_json: bool) -> ExitCode {
+    let plan = match run.plan() {
+        Ok(p) => p,
+        Err(e) => {
+            report_error(&e);
+            return exit_code(&e);
+        }
+    };
+    if as_json {
+        print_json(&json!({ "dry_run": true, "warnings": run.warnings(), "plan": plan }));
+        return ExitCode::SUCCESS;
+    }
+    for w in run.warnings() {
+        eprintln!("hyper2kvm: warning: {w}");
+    }
+    let batch = matches!(run, ManifestRun::Batch(_));
+    for vm in &plan.vms {
+        let prefix = if batch { format!("[{}] ", vm.id) } else { String::new() };
+        for o in &vm.plan.outputs {
+            println!("{prefix}Would write: {}", o.display());
+        }
+        for c in vm.plan.inspection.iter().flat_map(|i| &i.planned_changes) {
+            println!("{prefix}Would change: {} {} {}", c.fixer, c.action, c.file);
+        }
+    }
+    for id in &plan.skipped {
+        println!("[{id}] Would skip: enabled is false");
+    }
+    println!("dry run: nothing written");
+    ExitCode::SUCCESS
 }

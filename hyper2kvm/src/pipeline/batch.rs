@@ -120,6 +120,12 @@ impl BatchJob {
         BatchJob { batch, opts, cancel: CancelToken::new() }
     }
 
+    /// The same run, cancelled by `cancel` instead of a token of its own.
+    pub fn with_cancel_token(mut self, cancel: CancelToken) -> BatchJob {
+        self.cancel = cancel;
+        self
+    }
+
     /// The loaded batch.
     pub fn batch(&self) -> &Batch {
         &self.batch

@@ -21,6 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::files::write_json;
 use crate::fix::FixOptions;
 use crate::guest::GuestOptions;
+use crate::inspect_input::{InspectReport, inspect_and_plan};
 use crate::libvirt::DomainOptions;
 use crate::manifest::LoadedManifest;
 use crate::manifest::schema::ManifestDisk;
@@ -170,6 +171,18 @@ pub struct JobOutcome {
     pub report: Report,
     /// Where the report was written, when it was.
     pub report_path: Option<PathBuf>,
+}
+
+/// What a dry run of a job would do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The files it would write, in order.
+    pub outputs: Vec<PathBuf>,
+    /// Unknown fields and the like.
+    pub warnings: Vec<String>,
+    /// The boot disk inspected read-only, with the changes the fixes would make (absent when
+    /// `pipeline.inspect` is off).
+    pub inspection: Option<InspectReport>,
 }
 
 /// One manifest's job.
@@ -330,6 +343,31 @@ impl Job {
             Some(name) => confined(out, "the report file", Path::new(name)).map(Some),
             None => confined(out, "options.report.path", &r.path).map(Some),
         }
+    }
+
+    /// The dry run: checks the outputs' paths and inspects the boot disk read-only, listing
+    /// what the fixes would change. Writes nothing.
+    pub fn plan(&self) -> Result<Plan> {
+        let m = &self.manifest.manifest;
+        let outputs = self.planned_outputs()?;
+        let inspection = if m.pipeline.inspect.enabled {
+            let fix = FixOptions {
+                dry_run: true,
+                configuration: m.configuration.clone(),
+                ..FixOptions::default()
+            };
+            let boot = boot_order(&m.disks)[0];
+            let probe = ProbeOptions { cross_check: false, verify_manifest: true };
+            Some(inspect_and_plan(
+                &m.disks[boot].local_path,
+                &probe,
+                &self.opts.guest,
+                m.pipeline.fix.enabled.then_some(&fix),
+            )?)
+        } else {
+            None
+        };
+        Ok(Plan { outputs, warnings: self.manifest.warnings.clone(), inspection })
     }
 
     fn convert_options(&self) -> Result<ConvertOptions> {

@@ -11,7 +11,9 @@
 pub mod batch;
 mod job;
 pub mod report;
+mod run;
 mod verify;
 
 pub use batch::{BatchJob, BatchOutcome, BatchReport, VmResult, VmStatus};
-pub use job::{ConvertDefaults, Event, Job, JobOptions, JobOutcome, Stage, boot_order};
+pub use job::{ConvertDefaults, Event, Job, JobOptions, JobOutcome, Plan, Stage, boot_order};
+pub use run::{ManifestRun, RunOutcome, RunPlan, VmPlan};

@@ -1,0 +1,3 @@
+module hyper2kvm.example/h2k-go
+
+go 1.19
