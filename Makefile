@@ -36,6 +36,8 @@ test-c: build
 
 test-py: build
 	$(VENV)/bin/maturin develop --quiet --release -m hyper2kvm-py/Cargo.toml
+	$(VENV)/bin/python -m mypy.stubtest hyper2kvm._hyper2kvm
+	$(VENV)/bin/python -m mypy --strict hyper2kvm-py/python/hyper2kvm
 	$(VENV)/bin/python -m pytest -q hyper2kvm-py/tests --doctest-modules hyper2kvm-py/python/hyper2kvm
 
 test-packaging: build

@@ -1,22 +1,17 @@
 """The Python binding probes real images and raises the right exception classes."""
 
 import os
-import subprocess
 
 import pytest
 
 import hyper2kvm
 
 
-@pytest.fixture()
-def vmdk(tmp_path):
-    path = tmp_path / "disk.vmdk"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(path), "64M"], check=True)
-    return path
-
-
 def test_probe_reports_format_and_size(vmdk):
     result = hyper2kvm.probe(vmdk)
+    assert isinstance(result, hyper2kvm.ProbeResult)
+    assert (result.type, result.format, result.virtual_size) == ("disk", "vmdk", 64 << 20)
+    assert result.to_dict()["format"] == "vmdk"
     assert result["type"] == "disk"
     assert result["format"] == "vmdk"
     assert result["subformat"] == "monolithicSparse"

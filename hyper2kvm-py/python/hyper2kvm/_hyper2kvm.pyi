@@ -1,8 +1,24 @@
+# The compiled extension module; the typed public API is in hyper2kvm/__init__.py.
 from os import PathLike
-from typing import Any, Dict, Union
+from typing import Any, Callable, Dict, List, Optional, Union
+
+__all__ = ["__version__", "probe", "inspect", "convert", "load_manifest", "run_manifest"]
 
 __version__: str
 
-def probe(
-    path: Union[str, PathLike[str]], *, cross_check: bool = ..., verify_manifest: bool = ...
+_Path = Union[str, PathLike[str]]
+
+def probe(path: _Path, *, cross_check: bool = ..., verify_manifest: bool = ...) -> Dict[str, Any]: ...
+def inspect(paths: List[_Path]) -> List[Dict[str, Any]]: ...
+def convert(
+    input: _Path,
+    output_dir: _Path,
+    format: str,
+    compress: Optional[int],
+    fix: bool,
+    progress: Optional[Callable[[str, str, int, int], object]],
+) -> Dict[str, Any]: ...
+def load_manifest(path: _Path) -> Dict[str, Any]: ...
+def run_manifest(
+    path: _Path, dry_run: bool, progress: Optional[Callable[[str, str, int, int], object]]
 ) -> Dict[str, Any]: ...
