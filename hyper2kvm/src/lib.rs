@@ -30,6 +30,7 @@ pub mod progress;
 pub mod qemu_img;
 pub mod source;
 pub mod validate;
+pub mod windows;
 
 pub use appliance::Appliance;
 pub use convert::{ConvertOptions, ConvertOutput, ConvertReport, TargetFormat, convert};
