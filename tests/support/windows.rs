@@ -1,0 +1,308 @@
+//! Windows stand-in guests. No real Windows can be installed or booted here, so these disks
+//! are built from the real formats a Windows install consists of, as faithfully as needed for
+//! inspection and for the offline changes:
+//! - an MBR (BIOS) or GPT (UEFI, with an EFI system partition) disk with an NTFS volume made by
+//!   libguestfs's `mkfs ntfs` (ntfs-3g's mkntfs) — no loop devices or root mounts;
+//! - `Windows/System32/config/SYSTEM` and `SOFTWARE` as real registry hives: an empty hive
+//!   written by our own code ([`super::regf`]) and filled by `hivexregedit --merge` with the
+//!   keys the release has (version numbers, build, installation type, product name, the
+//!   control set and computer name, mounted devices, VMware Tools' uninstall key and services);
+//! - `Windows/System32/cmd.exe` with a real PE32+ (AMD64) or PE32 (i386) header;
+//! - `Windows/System32/drivers/` and `Program Files/VMware/VMware Tools/`.
+//!
+//! Images are cached in `/var/tmp/hyper2kvm-test-guests`, keyed by a hash of the recipe.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::regf;
+
+/// Which Windows a stand-in imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Windows Server 2019 Datacenter (10.0.17763, server), BIOS.
+    Server2019,
+    /// Windows Server 2022 Standard (10.0.20348, server), UEFI.
+    Server2022,
+    /// Windows 10 Pro (10.0.19045, client), BIOS.
+    Windows10,
+    /// Windows 10 Pro, 32-bit.
+    Windows10x86,
+}
+
+impl Release {
+    /// (product name, major, minor, build, installation type, edition, computer name, 64-bit, uefi)
+    pub fn facts(
+        self,
+    ) -> (&'static str, u32, u32, u32, &'static str, &'static str, &'static str, bool, bool) {
+        match self {
+            Release::Server2019 => (
+                "Windows Server 2019 Datacenter",
+                10,
+                0,
+                17763,
+                "Server",
+                "ServerDatacenter",
+                "WIN2019",
+                true,
+                false,
+            ),
+            Release::Server2022 => (
+                "Windows Server 2022 Standard",
+                10,
+                0,
+                20348,
+                "Server",
+                "ServerStandard",
+                "WIN2022",
+                true,
+                true,
+            ),
+            Release::Windows10 => (
+                "Windows 10 Pro",
+                10,
+                0,
+                19045,
+                "Client",
+                "Professional",
+                "DESKTOP-W10",
+                true,
+                false,
+            ),
+            Release::Windows10x86 => (
+                "Windows 10 Pro",
+                10,
+                0,
+                19045,
+                "Client",
+                "Professional",
+                "DESKTOP-W10X86",
+                false,
+                false,
+            ),
+        }
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    let d = PathBuf::from("/var/tmp/hyper2kvm-test-guests");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A PE executable's first bytes: DOS header, `PE\0\0`, the COFF header for `machine`, and an
+/// optional header with the PE32+ (`0x20b`) or PE32 (`0x10b`) magic.
+pub fn pe_header(amd64: bool) -> Vec<u8> {
+    let mut f = vec![0u8; 1024];
+    f[0..2].copy_from_slice(b"MZ");
+    f[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    f[0x80..0x84].copy_from_slice(b"PE\0\0");
+    let machine: u16 = if amd64 { 0x8664 } else { 0x014C };
+    f[0x84..0x86].copy_from_slice(&machine.to_le_bytes());
+    f[0x86..0x88].copy_from_slice(&1u16.to_le_bytes()); // sections
+    let opt_size: u16 = if amd64 { 240 } else { 224 };
+    f[0x94..0x96].copy_from_slice(&opt_size.to_le_bytes());
+    f[0x96..0x98].copy_from_slice(&0x0022u16.to_le_bytes()); // executable, large-address-aware
+    let magic: u16 = if amd64 { 0x20B } else { 0x10B };
+    f[0x98..0x9A].copy_from_slice(&magic.to_le_bytes());
+    f[0x98 + 68..0x98 + 70].copy_from_slice(&3u16.to_le_bytes()); // subsystem: console
+    f
+}
+
+fn utf16_hex(s: &str) -> String {
+    let mut v: Vec<String> = Vec::new();
+    for u in s.encode_utf16().chain(std::iter::once(0)) {
+        let [a, b] = u.to_le_bytes();
+        v.push(format!("{a:02x}"));
+        v.push(format!("{b:02x}"));
+    }
+    v.join(",")
+}
+
+/// The SOFTWARE hive's `.reg` text for `r`.
+pub fn software_reg(r: Release) -> String {
+    let (product, major, minor, build, itype, edition, _, _, _) = r.facts();
+    format!(
+        r#"Windows Registry Editor Version 5.00
+
+[\Microsoft]
+
+[\Microsoft\Windows NT]
+
+[\Microsoft\Windows NT\CurrentVersion]
+"ProductName"="{product}"
+"CurrentVersion"="6.3"
+"CurrentMajorVersionNumber"=dword:{major:08x}
+"CurrentMinorVersionNumber"=dword:{minor:08x}
+"CurrentBuildNumber"="{build}"
+"CurrentBuild"="{build}"
+"InstallationType"="{itype}"
+"EditionID"="{edition}"
+"SystemRoot"="C:\\Windows"
+
+[\Microsoft\Windows]
+
+[\Microsoft\Windows\CurrentVersion]
+"DevicePath"=hex(2):{devpath}
+"ProgramFilesDir"="C:\\Program Files"
+
+[\Microsoft\Windows\CurrentVersion\Uninstall]
+
+[\Microsoft\Windows\CurrentVersion\Uninstall\{{9D2A5B3C-6E4F-4A11-8C1A-0E5A4C3B2D10}}]
+"DisplayName"="VMware Tools"
+"DisplayVersion"="12.1.5.20735119"
+"Publisher"="VMware, Inc."
+"UninstallString"="MsiExec.exe /X{{9D2A5B3C-6E4F-4A11-8C1A-0E5A4C3B2D10}}"
+"#,
+        devpath = utf16_hex("%SystemRoot%\\inf"),
+    )
+}
+
+/// The SYSTEM hive's `.reg` text for `r`: `Select`, `ControlSet001` with the computer name,
+/// VMware's services, and `MountedDevices` (C: on the first partition of disk 0x1234abcd).
+pub fn system_reg(r: Release) -> String {
+    let (_, _, _, _, _, _, host, _, _) = r.facts();
+    let mut s = format!(
+        r#"Windows Registry Editor Version 5.00
+
+[\Select]
+"Current"=dword:00000001
+"Default"=dword:00000001
+"LastKnownGood"=dword:00000001
+
+[\ControlSet001]
+
+[\ControlSet001\Control]
+
+[\ControlSet001\Control\ComputerName]
+
+[\ControlSet001\Control\ComputerName\ComputerName]
+"ComputerName"="{host}"
+
+[\ControlSet001\Control\Session Manager]
+
+[\ControlSet001\Control\Session Manager\Power]
+"HiberbootEnabled"=dword:00000000
+
+[\ControlSet001\Control\TimeZoneInformation]
+"TimeZoneKeyName"="UTC"
+
+[\ControlSet001\Services]
+
+[\ControlSet001\Services\Tcpip]
+
+[\ControlSet001\Services\Tcpip\Parameters]
+"Hostname"="{host}"
+"NV Hostname"="{host}"
+"#
+    );
+    for (name, image) in [
+        ("VMTools", "\"C:\\\\Program Files\\\\VMware\\\\VMware Tools\\\\vmtoolsd.exe\""),
+        ("vmci", "System32\\\\drivers\\\\vmci.sys"),
+        ("vm3dmp", "System32\\\\drivers\\\\vm3dmp.sys"),
+        ("vmmouse", "System32\\\\drivers\\\\vmmouse.sys"),
+        ("vmhgfs", "System32\\\\drivers\\\\vmhgfs.sys"),
+        ("vsock", "System32\\\\drivers\\\\vsock.sys"),
+        ("LSI_SAS", "System32\\\\drivers\\\\lsi_sas.sys"),
+    ] {
+        s.push_str(&format!(
+            "\n[\\ControlSet001\\Services\\{name}]\n\"Start\"=dword:00000002\n\"Type\"=dword:00000010\n\"ImagePath\"=\"{image}\"\n"
+        ));
+    }
+    // \DosDevices\C: → MBR signature 0x1234abcd, partition offset 1 MiB.
+    s.push_str(
+        "\n[\\MountedDevices]\n\"\\\\DosDevices\\\\C:\"=hex(3):cd,ab,34,12,00,00,10,00,00,00,00,00\n",
+    );
+    s
+}
+
+/// Builds (or takes from the cache) the stand-in disk for `r`, as a raw image.
+pub fn standin(r: Release) -> PathBuf {
+    let (_, _, _, _, _, _, _, amd64, uefi) = r.facts();
+    let recipe = format!("v1 {r:?}\n{}\n{}\n{amd64} {uefi}", software_reg(r), system_reg(r));
+    let key = super::sha256_bytes(tempfile::tempdir().unwrap().path(), recipe.as_bytes());
+    let disk = cache_dir().join(format!("windows-{r:?}-{}.img", &key[..16]));
+    if disk.is_file() {
+        return disk;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    regf::hive_from_reg(&w.join("SOFTWARE"), "SOFTWARE", &software_reg(r));
+    regf::hive_from_reg(&w.join("SYSTEM"), "SYSTEM", &system_reg(r));
+    std::fs::write(w.join("cmd.exe"), pe_header(amd64)).unwrap();
+    std::fs::write(w.join("placeholder"), b"stand-in file").unwrap();
+    let part = if uefi {
+        "part-init /dev/sda gpt\n\
+         part-add /dev/sda p 2048 206847\n\
+         part-add /dev/sda p 206848 -2048\n\
+         part-set-gpt-type /dev/sda 1 C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n\
+         part-set-gpt-type /dev/sda 2 EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n\
+         mkfs vfat /dev/sda1\n\
+         mkfs ntfs /dev/sda2\n\
+         mount /dev/sda1 /\n\
+         mkdir-p /EFI/Microsoft/Boot\n\
+         upload placeholder /EFI/Microsoft/Boot/bootmgfw.efi\n\
+         umount /\n\
+         mount /dev/sda2 /\n"
+    } else {
+        "part-init /dev/sda mbr\n\
+         part-add /dev/sda p 2048 -2048\n\
+         part-set-bootable /dev/sda 1 true\n\
+         part-set-mbr-id /dev/sda 1 0x7\n\
+         mkfs ntfs /dev/sda1\n\
+         mount /dev/sda1 /\n"
+    };
+    let script = format!(
+        "{part}\
+         mkdir-p /Windows/System32/config\n\
+         mkdir-p /Windows/System32/drivers\n\
+         mkdir-p /Windows/INF\n\
+         mkdir-p \"/Program Files/VMware/VMware Tools\"\n\
+         upload SOFTWARE /Windows/System32/config/SOFTWARE\n\
+         upload SYSTEM /Windows/System32/config/SYSTEM\n\
+         upload cmd.exe /Windows/System32/cmd.exe\n\
+         upload placeholder /Windows/System32/drivers/vmci.sys\n\
+         upload placeholder \"/Program Files/VMware/VMware Tools/vmtoolsd.exe\"\n\
+         umount-all\n"
+    );
+    let tmp = disk.with_extension("img.part");
+    let out = Command::new("guestfish")
+        .env("LIBGUESTFS_BACKEND", "direct")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .current_dir(w)
+        .args(["-N"])
+        .arg(format!("{}=disk:512M", tmp.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "guestfish building the {r:?} stand-in: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &disk).unwrap();
+    disk
+}
+
+/// Makes a virtio-win tree in the ISO layout with placeholder files under `root`, for the
+/// drivers and os directories given (`&[("viostor", "2k19", "amd64"), …]`).
+pub fn virtio_win_tree(root: &Path, entries: &[(&str, &str, &str)]) {
+    for (driver, os, arch) in entries {
+        let d = root.join(driver).join(os).join(arch);
+        std::fs::create_dir_all(&d).unwrap();
+        let lower = driver.to_ascii_lowercase();
+        for ext in ["sys", "inf", "cat", "pdb"] {
+            std::fs::write(d.join(format!("{lower}.{ext}")), format!("{driver} {os} {arch} {ext}"))
+                .unwrap();
+        }
+    }
+}
