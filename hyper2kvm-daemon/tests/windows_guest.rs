@@ -39,6 +39,30 @@ fn check_inspection(r: Release) {
     assert_eq!(g["arch"], if amd64 { "x86_64" } else { "i386" }, "{r:?}");
     assert_eq!(g["hostname"], host, "{r:?}");
     assert_eq!(g["firmware"], if uefi { "uefi" } else { "bios" }, "{r:?}");
+    let (_, _, _, build, itype, edition, _, _, _) = r.facts();
+    let w = &g["windows"];
+    assert_eq!(w["systemroot"], "/Windows", "{r:?}: {w}");
+    assert_eq!(w["current_control_set"], "ControlSet001");
+    assert_eq!(w["release"]["major"], major);
+    assert_eq!(w["release"]["minor"], minor);
+    assert_eq!(w["release"]["build"], build);
+    assert_eq!(w["release"]["server"], itype == "Server");
+    assert_eq!(w["edition"], edition);
+    assert_eq!(w["installation_type"], itype);
+    assert_eq!(w["vmware_tools"][0]["name"], "VMware Tools");
+    assert_eq!(w["vmware_tools"][0]["product_code"], "{9D2A5B3C-6E4F-4A11-8C1A-0E5A4C3B2D10}");
+    let services: Vec<&str> =
+        w["vmware_services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(services, ["VMTools", "vmci", "vm3dmp", "vmmouse", "vmhgfs", "vsock"], "{r:?}");
+    assert_eq!(
+        (w["hibernated"].as_bool(), w["fast_startup"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert_eq!(w["bitlocker"], false);
+    if !uefi {
+        // MountedDevices names C: by the MBR signature and partition offset.
+        assert_eq!(w["drive_letters"]["C"], "/dev/sda1", "{r:?}: {w}");
+    }
 }
 
 #[test]

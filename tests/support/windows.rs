@@ -221,7 +221,7 @@ pub fn system_reg(r: Release) -> String {
 /// Builds (or takes from the cache) the stand-in disk for `r`, as a raw image.
 pub fn standin(r: Release) -> PathBuf {
     let (_, _, _, _, _, _, _, amd64, uefi) = r.facts();
-    let recipe = format!("v1 {r:?}\n{}\n{}\n{amd64} {uefi}", software_reg(r), system_reg(r));
+    let recipe = format!("v2 {r:?}\n{}\n{}\n{amd64} {uefi}", software_reg(r), system_reg(r));
     let key = super::sha256_bytes(tempfile::tempdir().unwrap().path(), recipe.as_bytes());
     let disk = cache_dir().join(format!("windows-{r:?}-{}.img", &key[..16]));
     if disk.is_file() {
@@ -251,6 +251,7 @@ pub fn standin(r: Release) -> PathBuf {
          part-add /dev/sda p 2048 -2048\n\
          part-set-bootable /dev/sda 1 true\n\
          part-set-mbr-id /dev/sda 1 0x7\n\
+         pwrite-device /dev/sda \"\\xcd\\xab\\x34\\x12\" 440\n\
          mkfs ntfs /dev/sda1\n\
          mount /dev/sda1 /\n"
     };

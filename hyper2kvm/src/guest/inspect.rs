@@ -84,6 +84,8 @@ pub struct Inspection {
     pub hypervisor_tools: Vec<String>,
     /// `enforcing`, `permissive`, `disabled`, when SELinux is configured.
     pub selinux: Option<String>,
+    /// Windows facts (absent for other systems).
+    pub windows: Option<crate::windows::WindowsInfo>,
 }
 
 /// Inspects the guest and mounts its filesystems (read-only unless the disks are writable).
@@ -130,6 +132,7 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
         network: network_styles(g),
         hypervisor_tools: hypervisor_tools(g, &root),
         selinux: None,
+        windows: None,
     };
     for (path, kind) in [
         ("/boot/grub/grub.cfg", "grub2"),
@@ -149,6 +152,9 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
         }
     }
     log::info!("found {} {} {}", insp.os_type, insp.distro, insp.version);
+    if insp.os_type == "windows" {
+        insp.windows = crate::windows::inspect::inspect_windows(g, &root);
+    }
     if insp.os_type == "linux" {
         insp.kernels = kernels(g, scratch)?;
         log::info!("read {} kernel(s) and their initramfs", insp.kernels.len());
