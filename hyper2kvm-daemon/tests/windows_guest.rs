@@ -11,7 +11,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::windows::{Release, standin};
+use support::windows::{Release, State, standin, standin_in};
 
 fn hyper2kvm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));
@@ -83,4 +83,33 @@ fn inspection_of_windows_10() {
 #[test]
 fn inspection_of_windows_10_32_bit() {
     check_inspection(Release::Windows10x86);
+}
+
+/// Converting a stand-in left in `state` is refused with a message containing `want`, exit 2,
+/// nothing written and the source unchanged.
+fn check_refused(state: State, want: &str) {
+    let disk = standin_in(Release::Windows10, state);
+    let before = support::sha256_hex(&disk);
+    let t = support::scratch();
+    let out = t.path().join("out");
+    let o = hyper2kvm().arg("convert").arg(&disk).arg("-o").arg(&out).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{state:?}: {err}");
+    assert!(err.contains(want), "{state:?}: {err}");
+    assert!(err.contains(&disk.display().to_string()), "names the input: {err}");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{state:?}: nothing written, found {left:?}");
+    assert_eq!(support::sha256_hex(&disk), before, "the source is untouched");
+}
+
+#[test]
+fn a_hibernated_windows_is_refused() {
+    check_refused(State::Hibernated, "the Windows volume is hibernated");
+}
+
+#[test]
+fn a_windows_left_by_fast_startup_is_refused() {
+    check_refused(State::FastStartup, "Fast Startup");
 }

@@ -316,10 +316,21 @@ fn fix_outputs(
 ) -> Result<FixOutcome> {
     let g = Guest::open(disks, &GuestOptions { writable: !fix.dry_run, ..guest_opts.clone() })?;
     let result = (|| {
+        let locked = crate::windows::inspect::bitlocker_volumes(&g);
+        if !locked.is_empty() {
+            let why = crate::windows::inspect::bitlocker_refusal();
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{}: {why}", locked.join(", ")),
+            ));
+        }
         let Some(insp) = inspect(&g, scratch)? else {
             let w = "no operating system found on the disks: converted without fixes".to_string();
             return Ok((None, Vec::new(), vec![w], None));
         };
+        if let Some(why) = insp.windows.as_ref().and_then(|w| w.refusal()) {
+            return Err(Error::new(ErrorKind::Unsupported, why));
+        }
         if insp.os_type != "linux" {
             let w = format!("{} guests are converted without fixes for now", insp.os_type);
             return Ok((Some(insp), Vec::new(), vec![w], None));
@@ -445,7 +456,8 @@ pub fn convert(
         Probed::Appliance(a) => VmDescription::from_descriptor(&a.ovf, &origin),
         Probed::Disk(_) => VmDescription { origin, ..VmDescription::default() },
     };
-    let mut done = execute(&jobs, desc, out_dir, opts, 1, progress, cancel, &mut cleanup)?;
+    let mut done = execute(&jobs, desc, out_dir, opts, 1, progress, cancel, &mut cleanup)
+        .map_err(|e| e.with_path(input))?;
     done.publish(&mut cleanup)?;
     Ok(ConvertReport {
         input: probed,

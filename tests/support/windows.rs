@@ -218,19 +218,44 @@ pub fn system_reg(r: Release) -> String {
     s
 }
 
-/// Builds (or takes from the cache) the stand-in disk for `r`, as a raw image.
+/// How the stand-in's last shutdown left it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Shut down fully.
+    Clean,
+    /// Hibernated: `hiberfil.sys` starts with `HIBR`.
+    Hibernated,
+    /// Shut down with Fast Startup on: `HiberbootEnabled`=1 and a `HIBR` hiberfil.sys.
+    FastStartup,
+}
+
+/// Builds (or takes from the cache) the stand-in disk for `r`, shut down cleanly.
 pub fn standin(r: Release) -> PathBuf {
+    standin_in(r, State::Clean)
+}
+
+/// Builds (or takes from the cache) the stand-in disk for `r` in `state`, as a raw image.
+pub fn standin_in(r: Release, state: State) -> PathBuf {
     let (_, _, _, _, _, _, _, amd64, uefi) = r.facts();
-    let recipe = format!("v2 {r:?}\n{}\n{}\n{amd64} {uefi}", software_reg(r), system_reg(r));
+    let mut system = system_reg(r);
+    if state == State::FastStartup {
+        system = system
+            .replace("\"HiberbootEnabled\"=dword:00000000", "\"HiberbootEnabled\"=dword:00000001");
+    }
+    let recipe = format!("v2 {r:?} {state:?}\n{}\n{system}\n{amd64} {uefi}", software_reg(r));
     let key = super::sha256_bytes(tempfile::tempdir().unwrap().path(), recipe.as_bytes());
-    let disk = cache_dir().join(format!("windows-{r:?}-{}.img", &key[..16]));
+    let disk = cache_dir().join(format!("windows-{r:?}-{state:?}-{}.img", &key[..16]));
     if disk.is_file() {
         return disk;
     }
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     regf::hive_from_reg(&w.join("SOFTWARE"), "SOFTWARE", &software_reg(r));
-    regf::hive_from_reg(&w.join("SYSTEM"), "SYSTEM", &system_reg(r));
+    regf::hive_from_reg(&w.join("SYSTEM"), "SYSTEM", &system);
+    let mut hiberfil = vec![0u8; 4096];
+    hiberfil[..4].copy_from_slice(b"HIBR");
+    std::fs::write(w.join("hiberfil.sys"), hiberfil).unwrap();
+    let hibernate = if state == State::Clean { "" } else { "upload hiberfil.sys /hiberfil.sys\n" };
     std::fs::write(w.join("cmd.exe"), pe_header(amd64)).unwrap();
     std::fs::write(w.join("placeholder"), b"stand-in file").unwrap();
     let part = if uefi {
@@ -266,6 +291,7 @@ pub fn standin(r: Release) -> PathBuf {
          upload cmd.exe /Windows/System32/cmd.exe\n\
          upload placeholder /Windows/System32/drivers/vmci.sys\n\
          upload placeholder \"/Program Files/VMware/VMware Tools/vmtoolsd.exe\"\n\
+         {hibernate}\
          umount-all\n"
     );
     let tmp = disk.with_extension("img.part");

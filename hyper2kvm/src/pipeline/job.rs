@@ -576,6 +576,7 @@ impl Job {
                 &self.cancel,
                 &mut cleanup,
             )
+            .map_err(|e| e.with_path(&self.manifest.path))
         };
         let executed = match executed {
             Ok(x) => x,

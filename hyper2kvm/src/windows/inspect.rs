@@ -207,3 +207,55 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
         real_time_is_universal: rtu,
     })
 }
+
+/// Devices holding BitLocker-encrypted volumes.
+pub fn bitlocker_volumes(g: &Guest) -> Vec<String> {
+    let mut v: Vec<String> = g
+        .handle()
+        .list_filesystems()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, t)| {
+            t.eq_ignore_ascii_case("BitLocker") || t.eq_ignore_ascii_case("crypto_BitLocker")
+        })
+        .map(|(d, _)| d)
+        .collect();
+    v.sort();
+    v
+}
+
+impl WindowsInfo {
+    /// Why this guest must not be changed offline, if it must not: a hibernated or Fast
+    /// Startup session (writing to the volume would lose it, and Windows would then resume
+    /// from a file system that no longer matches) or BitLocker.
+    pub fn refusal(&self) -> Option<String> {
+        if self.fast_startup {
+            return Some(
+                "Windows was shut down with Fast Startup on, so its volume holds a hibernated \
+                 session that changing the volume offline would corrupt: on the source, turn \
+                 Fast Startup off (powercfg /h off) or shut down with `shutdown /s /t 0`, then \
+                 export the VM again"
+                    .into(),
+            );
+        }
+        if self.hibernated {
+            return Some(
+                "the Windows volume is hibernated (hiberfil.sys holds a session): changing it \
+                 offline would lose that session's data; on the source, resume and shut down \
+                 fully (`shutdown /s /t 0`), then export the VM again"
+                    .into(),
+            );
+        }
+        if self.bitlocker {
+            return Some(bitlocker_refusal());
+        }
+        None
+    }
+}
+
+/// The message for a BitLocker volume (no key can be given yet).
+pub fn bitlocker_refusal() -> String {
+    "a volume is BitLocker-encrypted and hyper2kvm takes no recovery key: decrypt it on the \
+     source (manage-bde -off C:), then export the VM again"
+        .into()
+}
