@@ -171,6 +171,10 @@ pub struct ConvertArgs {
     /// hostname, systemd-networkd files) to apply in the guest.
     #[arg(long, value_name = "FILE")]
     pub configuration: Option<std::path::PathBuf>,
+    /// A virtio-win tree (an unpacked or mounted virtio-win ISO, or /usr/share/virtio-win):
+    /// Windows guests get the virtio storage driver from it.
+    #[arg(long, value_name = "DIR", env = "VIRTIO_WIN")]
+    pub virtio_win: Option<std::path::PathBuf>,
     /// The libvirt domain and validation.
     #[command(flatten)]
     pub domain: DomainArgs,

@@ -331,6 +331,19 @@ fn fix_outputs(
         if let Some(why) = insp.windows.as_ref().and_then(|w| w.refusal()) {
             return Err(Error::new(ErrorKind::Unsupported, why));
         }
+        if insp.os_type == "windows"
+            && let Some(tree) = &fix.virtio_win
+            && !fix.dry_run
+        {
+            let src = crate::windows::DriverSource::open(tree)?;
+            let done = crate::windows::drivers::inject_viostor(&g, &insp, &src)?;
+            let w = format!(
+                "Windows: the virtio storage driver ({}) was injected; the other drivers, the \
+                 Windows 8+ DriverDatabase entries and the first-boot service are not done yet",
+                done.os_dir
+            );
+            return Ok((Some(insp), done.changes, vec![w], None));
+        }
         if insp.os_type != "linux" {
             let w = format!("{} guests are converted without fixes for now", insp.os_type);
             return Ok((Some(insp), Vec::new(), vec![w], None));

@@ -30,6 +30,8 @@ pub enum Release {
     Windows10,
     /// Windows 10 Pro, 32-bit.
     Windows10x86,
+    /// Windows 7 Professional SP1 (6.1.7601, client; no `CurrentMajorVersionNumber`), BIOS.
+    Windows7,
 }
 
 impl Release {
@@ -80,6 +82,17 @@ impl Release {
                 "Professional",
                 "DESKTOP-W10X86",
                 false,
+                false,
+            ),
+            Release::Windows7 => (
+                "Windows 7 Professional",
+                6,
+                1,
+                7601,
+                "Client",
+                "Professional",
+                "WIN7-PC",
+                true,
                 false,
             ),
         }
@@ -133,10 +146,7 @@ pub fn software_reg(r: Release) -> String {
 
 [\Microsoft\Windows NT\CurrentVersion]
 "ProductName"="{product}"
-"CurrentVersion"="6.3"
-"CurrentMajorVersionNumber"=dword:{major:08x}
-"CurrentMinorVersionNumber"=dword:{minor:08x}
-"CurrentBuildNumber"="{build}"
+{version_values}"CurrentBuildNumber"="{build}"
 "CurrentBuild"="{build}"
 "InstallationType"="{itype}"
 "EditionID"="{edition}"
@@ -157,6 +167,14 @@ pub fn software_reg(r: Release) -> String {
 "UninstallString"="MsiExec.exe /X{{9D2A5B3C-6E4F-4A11-8C1A-0E5A4C3B2D10}}"
 "#,
         devpath = utf16_hex("%SystemRoot%\\inf"),
+        // Windows 10 keeps CurrentVersion at 6.3 and adds the numbers; Windows 7 has only it.
+        version_values = if major >= 10 {
+            format!(
+                "\"CurrentVersion\"=\"6.3\"\n\"CurrentMajorVersionNumber\"=dword:{major:08x}\n\"CurrentMinorVersionNumber\"=dword:{minor:08x}\n"
+            )
+        } else {
+            format!("\"CurrentVersion\"=\"{major}.{minor}\"\n")
+        },
     )
 }
 

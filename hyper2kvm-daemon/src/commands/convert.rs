@@ -58,6 +58,7 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         backup: args.backup,
         initramfs,
         configuration,
+        virtio_win: args.virtio_win.clone(),
         ..FixOptions::default()
     };
     if args.dry_run {

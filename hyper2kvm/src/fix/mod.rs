@@ -87,6 +87,9 @@ pub struct FixOptions {
     pub remove_vmware_tools: bool,
     /// The manifest's `configuration` section (users, services, hostname, network files).
     pub configuration: GuestConfiguration,
+    /// A virtio-win tree: Windows guests get the virtio storage driver from it (without one
+    /// they are converted without changes, with a warning).
+    pub virtio_win: Option<std::path::PathBuf>,
 }
 
 impl Default for FixOptions {
@@ -100,6 +103,7 @@ impl Default for FixOptions {
             initramfs: InitramfsMethod::Auto,
             remove_vmware_tools: true,
             configuration: GuestConfiguration::default(),
+            virtio_win: None,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! ([`virtio_win`]). The registry changes and the first-boot service build on these (issue 8,
 //! in progress).
 
+pub mod drivers;
 pub mod inspect;
+pub mod registry;
 pub mod virtio_win;
 
 pub use inspect::{VmwareTools, WindowsInfo};
