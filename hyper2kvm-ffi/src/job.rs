@@ -9,7 +9,6 @@ use std::sync::Mutex;
 
 use engine::pipeline::{Event, JobOptions, ManifestRun};
 use engine::{CancelToken, ConvertOptions, Error, Progress};
-use serde_json::json;
 
 use crate::options::{hyper2kvm_options, hyper2kvm_progress_cb};
 use crate::result::hyper2kvm_result;
@@ -260,26 +259,8 @@ pub unsafe extern "C" fn hyper2kvm_inspect(
                 Err(c) => return c,
             }
         }
-        let mut reports = Vec::new();
-        let mut r = Ok(());
-        for input in &inputs {
-            if job.cancel.is_cancelled() {
-                r = Err(Error::new(engine::ErrorKind::Cancelled, "inspection cancelled"));
-                break;
-            }
-            match engine::inspect_input::inspect_input(
-                input,
-                &Default::default(),
-                &Default::default(),
-            ) {
-                Ok(rep) => reports.push(rep),
-                Err(e) => {
-                    r = Err(e);
-                    break;
-                }
-            }
-        }
-        let r = r.and_then(|()| serde_json::to_value(&reports).map_err(internal));
+        let r = engine::inspect_input::inspect_inputs(&inputs, &job.cancel)
+            .and_then(|reports| serde_json::to_value(&reports).map_err(internal));
         // SAFETY: json_out checked by prepare.
         unsafe { job.finish(r, json_out) }
     })
@@ -312,24 +293,13 @@ pub unsafe extern "C" fn hyper2kvm_run_manifest(
         let opts = JobOptions { timeout: job.opts.timeout, ..JobOptions::default() };
         let r = ManifestRun::load(PathBuf::from(manifest).as_path(), opts, job.cancel.clone())
             .and_then(|run| {
-                if job.opts.dry_run {
-                    let plan = run.plan()?;
-                    return Ok(
-                        json!({ "dry_run": true, "warnings": run.warnings(), "plan": plan }),
-                    );
-                }
                 let cb = job.callback();
                 let events = move |_id: &str, e: &Event| {
                     if let Event::Progress { stage, item, done, total } = e {
                         cb.call(stage.name(), item, *done, *total);
                     }
                 };
-                let outcome = run.run(&events)?;
-                Ok(json!({
-                    "success": outcome.success(),
-                    "outputs": outcome.outputs(),
-                    "result": outcome,
-                }))
+                run.document(job.opts.dry_run, &events)
             });
         // SAFETY: json_out checked by prepare.
         unsafe { job.finish(r, json_out) }

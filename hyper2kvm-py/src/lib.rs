@@ -154,20 +154,8 @@ fn probe(
 fn inspect(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Py<PyAny>> {
     let cb = Callback::new(None, CancelToken::new());
     let cancel = cb.cancel.clone();
-    let reports = run_blocking(py, &cb, || {
-        let mut out = Vec::new();
-        for p in &paths {
-            if cancel.is_cancelled() {
-                return Err(Error::new(hyper2kvm::ErrorKind::Cancelled, "inspection cancelled"));
-            }
-            out.push(hyper2kvm::inspect_input::inspect_input(
-                p,
-                &ProbeOptions::default(),
-                &Default::default(),
-            )?);
-        }
-        Ok(out)
-    })?;
+    let reports =
+        run_blocking(py, &cb, || hyper2kvm::inspect_input::inspect_inputs(&paths, &cancel))?;
     json_to_py(py, &reports)
 }
 
@@ -246,17 +234,12 @@ fn run_manifest(
     let worker = cb.clone();
     let doc = run_blocking(py, &cb, move || {
         let run = ManifestRun::load(&path, JobOptions::default(), worker.cancel.clone())?;
-        if dry_run {
-            let plan = run.plan()?;
-            return Ok(json!({ "dry_run": true, "warnings": run.warnings(), "plan": plan }));
-        }
         let events = |_id: &str, e: &Event| {
             if let Event::Progress { stage, item, done, total } = e {
                 worker.call(stage.name(), item, *done, *total);
             }
         };
-        let outcome = run.run(&events)?;
-        Ok(json!({ "success": outcome.success(), "outputs": outcome.outputs(), "result": outcome }))
+        run.document(dry_run, &events)
     })?;
     json_to_py(py, &doc)
 }

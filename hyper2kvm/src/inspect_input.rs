@@ -15,6 +15,7 @@ use crate::guest::inspect::{Inspection, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
 use crate::probe::{ProbeOptions, Probed, probe};
+use crate::progress::CancelToken;
 use crate::qemu_img::{self, BlockSpec};
 
 /// The result of inspecting an input.
@@ -101,4 +102,17 @@ pub fn inspect_and_plan(
     }
     g.close()?;
     Ok(InspectReport { input: probed, guest, planned_changes })
+}
+
+/// Inspects each input in turn (each one guest), with the default options; stops at the first
+/// failure, or when `cancel` is set between inputs.
+pub fn inspect_inputs(inputs: &[PathBuf], cancel: &CancelToken) -> Result<Vec<InspectReport>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        if cancel.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "inspection cancelled"));
+        }
+        out.push(inspect_input(input, &ProbeOptions::default(), &GuestOptions::default())?);
+    }
+    Ok(out)
 }

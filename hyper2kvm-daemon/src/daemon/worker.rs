@@ -69,19 +69,12 @@ pub struct Attempt {
 /// The name HyperSDK waits for, from a manifest document that may be invalid:
 /// `output.filename`, else `source.vm_name`, else `vm` (contract section 3).
 pub fn vm_name_of(doc: Option<&Value>, fallback: &str) -> String {
-    let name = doc
-        .and_then(|d| {
-            d.pointer("/output/filename")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .or_else(|| d.pointer("/source/vm_name").and_then(Value::as_str))
-                .map(str::to_string)
-        })
-        .filter(|s| !s.is_empty());
-    let name = match (doc, name) {
-        (_, Some(n)) => n,
-        (Some(_), None) => "vm".into(),
-        (None, None) => fallback.to_string(),
+    let name = match doc {
+        Some(d) => hyper2kvm::manifest::schema::vm_name(
+            d.pointer("/output/filename").and_then(Value::as_str),
+            d.pointer("/source/vm_name").and_then(Value::as_str),
+        ),
+        None => fallback.to_string(),
     };
     safe_file_stem(&name)
 }

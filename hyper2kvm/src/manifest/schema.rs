@@ -98,16 +98,23 @@ pub struct ManifestDisk {
     pub disk_type: Option<String>,
 }
 
+/// The VM's name from `output.filename` and `source.vm_name`: the first that is given and not
+/// empty, else `vm` (contract section 3). Also for documents that failed the checks, whose
+/// `.error` must still carry the name HyperSDK waits for.
+pub fn vm_name(filename: Option<&str>, source_vm_name: Option<&str>) -> String {
+    [filename, source_vm_name]
+        .into_iter()
+        .flatten()
+        .find(|n| !n.is_empty())
+        .unwrap_or("vm")
+        .to_string()
+}
+
 impl Manifest {
     /// The VM's name: `output.filename`, else `source.vm_name`, else `vm` (contract section 3:
     /// the name HyperSDK waits for).
     pub fn vm_name(&self) -> String {
-        self.output
-            .filename
-            .clone()
-            .or_else(|| self.source.vm_name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "vm".into())
+        vm_name(self.output.filename.as_deref(), self.source.vm_name.as_deref())
     }
 
     /// What the manifest says about the VM, for its libvirt domain.

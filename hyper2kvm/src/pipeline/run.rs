@@ -134,4 +134,28 @@ impl ManifestRun {
             ManifestRun::Batch(b) => b.run(events).map(|o| RunOutcome::Batch(Box::new(o))),
         }
     }
+
+    /// The document the C ABI and the Python module return: with `dry_run`
+    /// `{"dry_run": true, "warnings", "plan"}` (nothing written), else
+    /// `{"success", "outputs", "result"}` after [`run`](Self::run).
+    pub fn document(
+        &self,
+        dry_run: bool,
+        events: &(dyn Fn(&str, &Event) + Sync),
+    ) -> Result<serde_json::Value> {
+        if dry_run {
+            let plan = self.plan()?;
+            return Ok(serde_json::json!({
+                "dry_run": true,
+                "warnings": self.warnings(),
+                "plan": plan,
+            }));
+        }
+        let outcome = self.run(events)?;
+        Ok(serde_json::json!({
+            "success": outcome.success(),
+            "outputs": outcome.outputs(),
+            "result": outcome,
+        }))
+    }
 }

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::registry::{HiveEdit, RegValue};
+use super::registry::{Hive, RegValue};
 use super::virtio_win::{Arch, DriverSource};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::Change;
@@ -80,7 +80,7 @@ pub fn inject_viostor(g: &Guest, insp: &Inspection, src: &DriverSource) -> Resul
     let system = h
         .inspect_get_windows_system_hive(&insp.root_device)
         .map_err(|e| gerr("the SYSTEM hive", e))?;
-    let mut hive = HiveEdit::open(g, &system, "HKLM\\SYSTEM")?;
+    let mut hive = Hive::open(g, &system, "HKLM\\SYSTEM")?;
     let ccs = w.current_control_set.as_str();
     let svc = [ccs, "Services", "viostor"];
     hive.set(&svc, "Type", RegValue::Dword(1))?;

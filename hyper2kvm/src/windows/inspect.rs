@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::registry::Hive;
 use super::virtio_win::WindowsRelease;
 use crate::guest::Guest;
 
@@ -68,61 +69,6 @@ pub struct WindowsInfo {
     pub real_time_is_universal: bool,
 }
 
-/// Read-only access to one hive through the handle's hivex calls.
-struct Hive<'a> {
-    g: &'a Guest,
-}
-
-impl<'a> Hive<'a> {
-    fn open(g: &'a Guest, path: &str) -> Option<Hive<'a>> {
-        let h = g.handle();
-        let args = guestfs::HivexOpenOptArgs { write: Some(false), ..Default::default() };
-        h.hivex_open(path, args).ok()?;
-        Some(Hive { g })
-    }
-
-    /// The node at `path` (case-insensitive, like Windows).
-    fn node(&self, path: &[&str]) -> Option<i64> {
-        let h = self.g.handle();
-        let mut n = h.hivex_root().ok()?;
-        for part in path {
-            n = h.hivex_node_get_child(n, part).ok().filter(|&c| c != 0)?;
-        }
-        Some(n)
-    }
-
-    fn value(&self, node: i64, key: &str) -> Option<i64> {
-        self.g.handle().hivex_node_get_value(node, key).ok().filter(|&v| v != 0)
-    }
-
-    fn string(&self, path: &[&str], key: &str) -> Option<String> {
-        let v = self.value(self.node(path)?, key)?;
-        self.g.handle().hivex_value_utf8(v).ok()
-    }
-
-    fn dword(&self, path: &[&str], key: &str) -> Option<u32> {
-        let v = self.value(self.node(path)?, key)?;
-        let bytes = self.g.handle().hivex_value_value(v).ok()?;
-        Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
-    }
-
-    fn children(&self, path: &[&str]) -> Vec<String> {
-        let h = self.g.handle();
-        let Some(n) = self.node(path) else { return Vec::new() };
-        h.hivex_node_children(n)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| h.hivex_node_name(c.hivex_node_h).ok())
-            .collect()
-    }
-}
-
-impl Drop for Hive<'_> {
-    fn drop(&mut self) {
-        let _ = self.g.handle().hivex_close();
-    }
-}
-
 /// Reads the Windows facts of the guest whose root is `root` (filesystems mounted).
 pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
     let h = g.handle();
@@ -130,7 +76,8 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
     let ccs =
         h.inspect_get_windows_current_control_set(root).unwrap_or_else(|_| "ControlSet001".into());
     let (mut release, mut edition, mut itype, mut tools) = (None, None, None, Vec::new());
-    if let Some(sw) = h.inspect_get_windows_software_hive(root).ok().and_then(|p| Hive::open(g, &p))
+    if let Some(sw) =
+        h.inspect_get_windows_software_hive(root).ok().and_then(|p| Hive::open_read(g, &p))
     {
         let cv = ["Microsoft", "Windows NT", "CurrentVersion"];
         let (major, minor) = match (
@@ -166,7 +113,8 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
     let mut services = Vec::new();
     let mut hiberboot = false;
     let mut rtu = false;
-    if let Some(sys) = h.inspect_get_windows_system_hive(root).ok().and_then(|p| Hive::open(g, &p))
+    if let Some(sys) =
+        h.inspect_get_windows_system_hive(root).ok().and_then(|p| Hive::open_read(g, &p))
     {
         let present: Vec<String> = sys.children(&[&ccs, "Services"]);
         for s in VMWARE_SERVICES {
@@ -188,10 +136,7 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
         .filter(|p| g.is_file(p))
         .and_then(|p| h.pread(&p, 4, 0).ok())
         .is_some_and(|b| b.eq_ignore_ascii_case(b"hibr"));
-    let bitlocker =
-        h.list_filesystems().unwrap_or_default().values().any(|t| {
-            t.eq_ignore_ascii_case("BitLocker") || t.eq_ignore_ascii_case("crypto_BitLocker")
-        });
+    let bitlocker = !bitlocker_volumes(g).is_empty();
     Some(WindowsInfo {
         systemroot,
         current_control_set: ccs,

@@ -1,5 +1,5 @@
-//! Editing a Windows guest's registry hives offline through libguestfs's hivex calls, each
-//! change recorded (hive, key, value, old, new) like the Linux file edits.
+//! A Windows guest's registry hives through libguestfs's hivex calls: read (inspection) or
+//! edited offline, each change recorded (hive, key, value, old, new) like the Linux file edits.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::Change;
@@ -49,26 +49,75 @@ impl RegValue {
     }
 }
 
-/// One hive open for writing; [`commit`](Self::commit) saves it.
-pub struct HiveEdit<'a> {
+/// One open hive; a writable one is saved by [`commit`](Self::commit).
+pub struct Hive<'a> {
     g: &'a Guest,
     name: String,
     changes: Vec<Change>,
     open: bool,
 }
 
-impl std::fmt::Debug for HiveEdit<'_> {
+impl std::fmt::Debug for Hive<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HiveEdit").field("name", &self.name).finish()
+        f.debug_struct("Hive").field("name", &self.name).finish()
     }
 }
 
-impl<'a> HiveEdit<'a> {
-    /// Opens the hive at `path` in the guest; `name` (`HKLM\SYSTEM`) prefixes recorded keys.
-    pub fn open(g: &'a Guest, path: &str, name: &str) -> Result<HiveEdit<'a>> {
+impl<'a> Hive<'a> {
+    /// Opens the hive at `path` in the guest for editing; `name` (`HKLM\SYSTEM`) prefixes
+    /// recorded keys.
+    pub fn open(g: &'a Guest, path: &str, name: &str) -> Result<Hive<'a>> {
         let args = guestfs::HivexOpenOptArgs { write: Some(true), ..Default::default() };
         g.handle().hivex_open(path, args).map_err(|e| herr(&format!("opening {path}"), e))?;
-        Ok(HiveEdit { g, name: name.to_string(), changes: Vec::new(), open: true })
+        Ok(Hive { g, name: name.to_string(), changes: Vec::new(), open: true })
+    }
+
+    /// Opens the hive at `path` read-only (`None` when it cannot be read).
+    pub fn open_read(g: &'a Guest, path: &str) -> Option<Hive<'a>> {
+        let args = guestfs::HivexOpenOptArgs { write: Some(false), ..Default::default() };
+        g.handle().hivex_open(path, args).ok()?;
+        Some(Hive { g, name: String::new(), changes: Vec::new(), open: true })
+    }
+
+    /// The existing key at `path` (case-insensitive, like Windows).
+    pub fn node(&self, path: &[&str]) -> Option<i64> {
+        let h = self.g.handle();
+        let mut node = h.hivex_root().ok()?;
+        for part in path {
+            node = h.hivex_node_get_child(node, part).ok().filter(|&c| c != 0)?;
+        }
+        Some(node)
+    }
+
+    fn value(&self, node: i64, name: &str) -> Option<i64> {
+        self.g.handle().hivex_node_get_value(node, name).ok().filter(|&v| v != 0)
+    }
+
+    /// A string value.
+    pub fn string(&self, path: &[&str], name: &str) -> Option<String> {
+        let v = self.value(self.node(path)?, name)?;
+        self.g.handle().hivex_value_utf8(v).ok()
+    }
+
+    /// A `REG_DWORD` value.
+    pub fn dword(&self, path: &[&str], name: &str) -> Option<u32> {
+        self.dword_at(self.node(path)?, name)
+    }
+
+    fn dword_at(&self, node: i64, name: &str) -> Option<u32> {
+        let bytes = self.g.handle().hivex_value_value(self.value(node, name)?).ok()?;
+        Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
+    }
+
+    /// The names of the subkeys of `path`.
+    pub fn children(&self, path: &[&str]) -> Vec<String> {
+        let h = self.g.handle();
+        let Some(n) = self.node(path) else { return Vec::new() };
+        h.hivex_node_children(n)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|c| h.hivex_node_name(c.hivex_node_h).ok())
+            .collect()
     }
 
     /// The key at `path`, created (with its parents) when missing.
@@ -101,12 +150,9 @@ impl<'a> HiveEdit<'a> {
     /// A value's current text, for the record.
     fn current(&self, node: i64, name: &str) -> Option<String> {
         let h = self.g.handle();
-        let v = h.hivex_node_get_value(node, name).ok().filter(|&v| v != 0)?;
+        let v = self.value(node, name)?;
         match h.hivex_value_type(v).ok()? {
-            REG_DWORD => {
-                let b = h.hivex_value_value(v).ok()?;
-                Some(format!("dword:{}", u32::from_le_bytes(b.get(..4)?.try_into().ok()?)))
-            }
+            REG_DWORD => Some(format!("dword:{}", self.dword_at(node, name)?)),
             _ => h.hivex_value_utf8(v).ok(),
         }
     }
@@ -132,12 +178,7 @@ impl<'a> HiveEdit<'a> {
 
     /// A value as text, if the key and value exist.
     pub fn get(&self, path: &[&str], name: &str) -> Option<String> {
-        let h = self.g.handle();
-        let mut node = h.hivex_root().ok()?;
-        for part in path {
-            node = h.hivex_node_get_child(node, part).ok().filter(|&c| c != 0)?;
-        }
-        self.current(node, name)
+        self.current(self.node(path)?, name)
     }
 
     /// Writes the hive back and returns what changed.
@@ -150,10 +191,10 @@ impl<'a> HiveEdit<'a> {
     }
 }
 
-impl Drop for HiveEdit<'_> {
+impl Drop for Hive<'_> {
     fn drop(&mut self) {
         if self.open {
-            // Not committed: the changes are dropped with the handle.
+            // Read-only, or not committed (the changes are dropped with the handle).
             let _ = self.g.handle().hivex_close();
         }
     }
