@@ -12,7 +12,7 @@ updated=""
 apt_install() {
   local missing=() p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
   echo "setup: installing Debian packages: ${missing[*]}"

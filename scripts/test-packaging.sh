@@ -64,10 +64,10 @@ expect "$daemon" \
   "drwxr-xr-x hyper2kvm:hyper2kvm /var/lib/hyper2kvm/output" \
   "drwxr-x--- hyper2kvm:hyper2kvm /var/log/hyper2kvm" \
   "drwxr-x--- hyper2kvm:hyper2kvm /var/cache/hyper2kvm"
-rpm -qp --requires "$daemon" | grep -qx 'hyper2kvm = 1.2.3-4' || fail "-daemon does not require hyper2kvm = 1.2.3-4"
-rpm -qp --requires "$devel" | grep -q '^hyper2kvm(x86-64) = 1.2.3-4$' || fail "-devel does not require the library package"
-rpm -qp --provides "$main" | grep -qx 'libhyper2kvm.so.1()(64bit)' || fail "the soname libhyper2kvm.so.1 is not provided"
-rpm -qp --configfiles "$daemon" | grep -q hyper2kvm-vsphere.conf.example || fail "config examples are not %config"
+grep -qx 'hyper2kvm = 1.2.3-4' <<<"$(rpm -qp --requires "$daemon")" || fail "-daemon does not require hyper2kvm = 1.2.3-4"
+grep -q '^hyper2kvm(x86-64) = 1.2.3-4$' <<<"$(rpm -qp --requires "$devel")" || fail "-devel does not require the library package"
+grep -qx 'libhyper2kvm.so.1()(64bit)' <<<"$(rpm -qp --provides "$main")" || fail "the soname libhyper2kvm.so.1 is not provided"
+grep -q hyper2kvm-vsphere.conf.example <<<"$(rpm -qp --configfiles "$daemon")" || fail "config examples are not %config"
 scripts=$(rpm -qp --scripts "$daemon")
 for want in "useradd -r -g hyper2kvm" "usermod -a -G" "preset hyper2kvm.service hyper2kvm.target" \
             "disable --now hyper2kvm.service" "try-restart hyper2kvm.service" "systemd-tmpfiles --create"; do
