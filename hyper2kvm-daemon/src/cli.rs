@@ -171,10 +171,15 @@ pub struct ConvertArgs {
     /// hostname, systemd-networkd files) to apply in the guest.
     #[arg(long, value_name = "FILE")]
     pub configuration: Option<std::path::PathBuf>,
-    /// A virtio-win tree (an unpacked or mounted virtio-win ISO, or /usr/share/virtio-win):
-    /// Windows guests get the virtio storage driver from it.
-    #[arg(long, value_name = "DIR", env = "VIRTIO_WIN")]
+    /// The virtio drivers for Windows guests: the virtio-win ISO, an unpacked or mounted one,
+    /// or the virtio-win RPM's tree [default: /usr/share/virtio-win/virtio-win.iso, then
+    /// /usr/share/virtio-win].
+    #[arg(long, value_name = "PATH", env = "VIRTIO_WIN")]
     pub virtio_win: Option<std::path::PathBuf>,
+    /// Convert a Windows guest for which no virtio drivers are found with SATA disks and an
+    /// e1000 NIC, instead of refusing it.
+    #[arg(long)]
+    pub allow_no_virtio: bool,
     /// The libvirt domain and validation.
     #[command(flatten)]
     pub domain: DomainArgs,

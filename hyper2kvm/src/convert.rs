@@ -303,16 +303,26 @@ fn sync_file(path: &Path) -> Result<u64> {
     Ok(f.metadata().map_err(|e| Error::io(path, "cannot stat output", e))?.len())
 }
 
-/// Inspects and fixes the guest on our converted (not yet renamed) outputs.
 /// What inspecting and fixing the outputs gave.
-type FixOutcome = (Option<Inspection>, Vec<Change>, Vec<String>, Option<FstabBeforeAfter>);
+#[derive(Default)]
+struct FixOutcome {
+    guest: Option<Inspection>,
+    changes: Vec<Change>,
+    warnings: Vec<String>,
+    fstab: Option<FstabBeforeAfter>,
+    /// For a Windows guest: the disk bus and NIC model it has drivers for.
+    windows: Option<crate::windows::WindowsFixed>,
+}
 
+/// Inspects and fixes the guest on our converted (not yet renamed) outputs; `disk_bus` is
+/// the bus the domain will use (a Windows guest gets the driver for it).
 fn fix_outputs(
     disks: &[GuestDisk],
     scratch: &Path,
     fix: &FixOptions,
     guest_opts: &GuestOptions,
     print_fstab: bool,
+    disk_bus: crate::libvirt::DiskBus,
 ) -> Result<FixOutcome> {
     let g = Guest::open(disks, &GuestOptions { writable: !fix.dry_run, ..guest_opts.clone() })?;
     let result = (|| {
@@ -326,27 +336,42 @@ fn fix_outputs(
         }
         let Some(insp) = inspect(&g, scratch)? else {
             let w = "no operating system found on the disks: converted without fixes".to_string();
-            return Ok((None, Vec::new(), vec![w], None));
+            return Ok(FixOutcome { warnings: vec![w], ..FixOutcome::default() });
         };
         if let Some(why) = insp.windows.as_ref().and_then(|w| w.refusal()) {
             return Err(Error::new(ErrorKind::Unsupported, why));
         }
-        if insp.os_type == "windows"
-            && let Some(tree) = &fix.virtio_win
-            && !fix.dry_run
-        {
-            let src = crate::windows::DriverSource::open(tree)?;
-            let done = crate::windows::drivers::inject_viostor(&g, &insp, &src)?;
-            let w = format!(
-                "Windows: the virtio storage driver ({}) was injected; the other drivers, the \
-                 Windows 8+ DriverDatabase entries and the first-boot service are not done yet",
-                done.os_dir
-            );
-            return Ok((Some(insp), done.changes, vec![w], None));
+        if insp.os_type == "windows" && insp.windows.is_some() {
+            if fix.dry_run {
+                let w = "dry run: the Windows changes are not planned in detail".to_string();
+                return Ok(FixOutcome {
+                    guest: Some(insp),
+                    warnings: vec![w],
+                    ..Default::default()
+                });
+            }
+            let env = |k: &str| std::env::var(k).ok();
+            let src =
+                crate::windows::DriverSource::locate(fix.virtio_win.as_deref(), &env, scratch)?;
+            let opts = crate::windows::WindowsFixOptions {
+                source: src.as_ref(),
+                disk_bus,
+                allow_no_virtio: fix.allow_no_virtio,
+                backup: fix.backup,
+                remove_vmware_tools: fix.remove_vmware_tools,
+            };
+            let done = crate::windows::fix_windows(&g, &insp, &opts)?;
+            return Ok(FixOutcome {
+                guest: Some(insp),
+                changes: done.changes.clone(),
+                warnings: done.warnings.clone(),
+                fstab: None,
+                windows: Some(done),
+            });
         }
         if insp.os_type != "linux" {
             let w = format!("{} guests are converted without fixes for now", insp.os_type);
-            return Ok((Some(insp), Vec::new(), vec![w], None));
+            return Ok(FixOutcome { guest: Some(insp), warnings: vec![w], ..Default::default() });
         }
         let before = if print_fstab { g.read_text("/etc/fstab")? } else { None };
         let changes = fix_linux(&g, &insp, fix, scratch)?;
@@ -357,7 +382,7 @@ fn fix_outputs(
             }
             None => None,
         };
-        Ok((Some(insp), changes, Vec::new(), fstab))
+        Ok(FixOutcome { guest: Some(insp), changes, fstab, ..Default::default() })
     })();
     let closed = g.close();
     let out = result?;
@@ -608,6 +633,7 @@ pub(crate) fn execute(
     convert_all(jobs, &qopts, parallel, progress, cancel)?;
     let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
     let mut fstab = None;
+    let mut windows = None;
     if let Some(fix) = &opts.fix {
         if cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
@@ -618,10 +644,11 @@ pub(crate) fn execute(
             .collect();
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 0, total: 1 });
         log::info!("converted; inspecting and fixing the guest");
-        let (g, c, w, f) = fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab)?;
-        fstab = f;
-        log::info!("guest fixed ({} changes)", c.len());
-        (guest, changes, warnings) = (g, c, w);
+        let bus = opts.domain.as_ref().map(|d| d.disk_bus).unwrap_or_default();
+        let out = fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab, bus)?;
+        log::info!("guest fixed ({} changes)", out.changes.len());
+        (guest, changes, warnings, fstab) = (out.guest, out.changes, out.warnings, out.fstab);
+        windows = out.windows;
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
     }
     let mut checks = Vec::new();
@@ -656,7 +683,15 @@ pub(crate) fn execute(
         });
     }
     let domain = match &opts.domain {
-        Some(dopts) => Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, dopts)?),
+        Some(dopts) => {
+            // A Windows guest gets only the devices it now has drivers for.
+            let mut dopts = dopts.clone();
+            if let Some(w) = &windows {
+                dopts.disk_bus = w.disk_bus;
+                dopts.nic_model = w.nic_model;
+            }
+            Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, &dopts)?)
+        }
         None => None,
     };
     let mut boot = None;

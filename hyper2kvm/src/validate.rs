@@ -352,6 +352,7 @@ mod tests {
             interfaces: vec![Interface {
                 mac: Some("00:50:56:8a:00:01".into()),
                 source: NetSource::Network("default".into()),
+                model: crate::libvirt::NicModel::Virtio,
             }],
             graphics: Graphics::Vnc,
         }

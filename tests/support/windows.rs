@@ -179,9 +179,13 @@ pub fn software_reg(r: Release) -> String {
 }
 
 /// The SYSTEM hive's `.reg` text for `r`: `Select`, `ControlSet001` with the computer name,
-/// VMware's services, and `MountedDevices` (C: on the first partition of disk 0x1234abcd).
+/// VMware's services, `MountedDevices` (C: on the first partition of disk 0x1234abcd), and for
+/// Windows 8 and later the `DriverDatabase` (with one in-box package, as installs have).
+/// Server 2022 keeps its clock in UTC (`RealTimeIsUniversal`=1), the others in local time.
 pub fn system_reg(r: Release) -> String {
-    let (_, _, _, _, _, _, host, _, _) = r.facts();
+    let (_, major, _, _, _, _, host, _, _) = r.facts();
+    let rtc =
+        if r == Release::Server2022 { "\"RealTimeIsUniversal\"=dword:00000001\n" } else { "" };
     let mut s = format!(
         r#"Windows Registry Editor Version 5.00
 
@@ -206,7 +210,7 @@ pub fn system_reg(r: Release) -> String {
 
 [\ControlSet001\Control\TimeZoneInformation]
 "TimeZoneKeyName"="UTC"
-
+{rtc}
 [\ControlSet001\Services]
 
 [\ControlSet001\Services\Tcpip]
@@ -233,6 +237,32 @@ pub fn system_reg(r: Release) -> String {
     s.push_str(
         "\n[\\MountedDevices]\n\"\\\\DosDevices\\\\C:\"=hex(3):cd,ab,34,12,00,00,10,00,00,00,00,00\n",
     );
+    if major >= 10 {
+        s.push_str(
+            r#"
+[\DriverDatabase]
+"Version"=dword:00000001
+
+[\DriverDatabase\DeviceIds]
+
+[\DriverDatabase\DeviceIds\PCI]
+
+[\DriverDatabase\DeviceIds\PCI\VEN_15AD&DEV_07C0]
+"pvscsi.inf"=hex:01,ff,00,00
+
+[\DriverDatabase\DriverInfFiles]
+
+[\DriverDatabase\DriverInfFiles\pvscsi.inf]
+"Active"="pvscsi.inf_amd64_0c5e2fa1b3d4e5f6"
+
+[\DriverDatabase\DriverPackages]
+
+[\DriverDatabase\DriverPackages\pvscsi.inf_amd64_0c5e2fa1b3d4e5f6]
+"InfName"="pvscsi.inf"
+"Provider"="VMware, Inc."
+"#,
+        );
+    }
     s
 }
 
@@ -260,7 +290,7 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
         system = system
             .replace("\"HiberbootEnabled\"=dword:00000000", "\"HiberbootEnabled\"=dword:00000001");
     }
-    let recipe = format!("v2 {r:?} {state:?}\n{}\n{system}\n{amd64} {uefi}", software_reg(r));
+    let recipe = format!("v3 {r:?} {state:?}\n{}\n{system}\n{amd64} {uefi}", software_reg(r));
     let key = super::sha256_bytes(tempfile::tempdir().unwrap().path(), recipe.as_bytes());
     let disk = cache_dir().join(format!("windows-{r:?}-{state:?}-{}.img", &key[..16]));
     if disk.is_file() {
@@ -338,16 +368,64 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
     disk
 }
 
-/// Makes a virtio-win tree in the ISO layout with placeholder files under `root`, for the
-/// drivers and os directories given (`&[("viostor", "2k19", "amd64"), …]`).
+/// The model lines of the storage drivers' `.inf` files, as virtio-win's are written.
+fn inf_models(driver: &str) -> &'static str {
+    match driver {
+        "viostor" => {
+            "%RHELScsi.DeviceDesc% = rhelscsi_inst, PCI\\VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00\r\n\
+             %RHELScsi.DeviceDesc% = rhelscsi_inst, PCI\\VEN_1AF4&DEV_1042&SUBSYS_11001AF4&REV_01\r\n"
+        }
+        "vioscsi" => {
+            "%RHELScsi.DeviceDesc% = scsi_inst, PCI\\VEN_1AF4&DEV_1004&SUBSYS_00081AF4&REV_00\r\n\
+             %RHELScsi.DeviceDesc% = scsi_inst, PCI\\VEN_1AF4&DEV_1048&SUBSYS_11001AF4&REV_01\r\n"
+        }
+        _ => "",
+    }
+}
+
+/// Makes a virtio-win tree in the ISO layout under `root`, for the drivers and os directories
+/// given (`&[("viostor", "2k19", "amd64"), …]`): placeholder `.sys`, `.cat` and `.pdb` files
+/// (their text names driver, os, arch and extension) and an `.inf` with the `[Version]` and,
+/// for the storage drivers, the model lines virtio-win's have; a `guest-agent` directory with
+/// placeholder installers when `agent` is set.
 pub fn virtio_win_tree(root: &Path, entries: &[(&str, &str, &str)]) {
+    virtio_win_tree_with(root, entries, false)
+}
+
+/// [`virtio_win_tree`], with the guest agent's installers when `agent` is set.
+pub fn virtio_win_tree_with(root: &Path, entries: &[(&str, &str, &str)], agent: bool) {
     for (driver, os, arch) in entries {
         let d = root.join(driver).join(os).join(arch);
         std::fs::create_dir_all(&d).unwrap();
         let lower = driver.to_ascii_lowercase();
-        for ext in ["sys", "inf", "cat", "pdb"] {
+        for ext in ["sys", "cat", "pdb"] {
             std::fs::write(d.join(format!("{lower}.{ext}")), format!("{driver} {os} {arch} {ext}"))
                 .unwrap();
         }
+        let inf = format!(
+            "; {driver} {os} {arch} inf\r\n[Version]\r\nSignature=\"$WINDOWS NT$\"\r\n\
+             Provider=%RHEL%\r\n\r\n[Standard.NT{arch}]\r\n{}",
+            inf_models(driver)
+        );
+        std::fs::write(d.join(format!("{lower}.inf")), inf).unwrap();
     }
+    if agent {
+        let d = root.join("guest-agent");
+        std::fs::create_dir_all(&d).unwrap();
+        for msi in ["qemu-ga-x86_64.msi", "qemu-ga-i386.msi"] {
+            std::fs::write(d.join(msi), format!("{msi} placeholder")).unwrap();
+        }
+    }
+}
+
+/// Packs the tree at `tree` into an ISO 9660 image with Joliet names at `iso`, as the
+/// virtio-win ISO is made (genisoimage).
+pub fn virtio_win_iso(tree: &Path, iso: &Path) {
+    let out = Command::new("genisoimage")
+        .args(["-quiet", "-J", "-R", "-V", "virtio-win", "-o"])
+        .arg(iso)
+        .arg(tree)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "genisoimage: {}", String::from_utf8_lossy(&out.stderr));
 }

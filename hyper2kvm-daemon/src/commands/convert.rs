@@ -59,6 +59,7 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         initramfs,
         configuration,
         virtio_win: args.virtio_win.clone(),
+        allow_no_virtio: args.allow_no_virtio,
         ..FixOptions::default()
     };
     if args.dry_run {

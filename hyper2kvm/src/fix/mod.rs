@@ -87,9 +87,12 @@ pub struct FixOptions {
     pub remove_vmware_tools: bool,
     /// The manifest's `configuration` section (users, services, hostname, network files).
     pub configuration: GuestConfiguration,
-    /// A virtio-win tree: Windows guests get the virtio storage driver from it (without one
-    /// they are converted without changes, with a warning).
+    /// The virtio-win drivers for Windows guests: the ISO or a tree (else `VIRTIO_WIN`, else
+    /// `/usr/share/virtio-win/virtio-win.iso`, else `/usr/share/virtio-win`).
     pub virtio_win: Option<std::path::PathBuf>,
+    /// Convert a Windows guest that has no virtio drivers available with SATA disks and an
+    /// e1000 NIC instead of refusing it.
+    pub allow_no_virtio: bool,
 }
 
 impl Default for FixOptions {
@@ -104,6 +107,7 @@ impl Default for FixOptions {
             remove_vmware_tools: true,
             configuration: GuestConfiguration::default(),
             virtio_win: None,
+            allow_no_virtio: false,
         }
     }
 }

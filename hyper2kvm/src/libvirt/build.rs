@@ -5,8 +5,10 @@
 //! Precedence: the description's firmware wins over what inspection saw on the disk (the
 //! source hypervisor knew how it booted the VM); memory and vCPUs come from the description
 //! (2 GiB and 2 vCPUs when nothing says); Windows guests (by inspection or description) get
-//! Hyper-V enlightenments, a local-time clock and a VGA display; guests too old for PCIe get
-//! the i440fx machine.
+//! Hyper-V enlightenments, a local-time clock (UTC when the guest sets `RealTimeIsUniversal`)
+//! and a VGA display; guests too old for PCIe get the i440fx machine. The disk bus and NIC
+//! model come from the options, which the conversion narrows to what the guest has drivers
+//! for (SATA and e1000 for a Windows without virtio drivers).
 
 use std::path::PathBuf;
 
@@ -15,7 +17,7 @@ use serde::Serialize;
 use super::firmware::{self, Ovmf};
 use super::model::{
     Clock, Disk, DiskBus, Domain, DomainType, Firmware, Graphics, Interface, Machine, NetSource,
-    Uefi,
+    NicModel, Uefi,
 };
 use crate::appliance::ovf::OvfDescriptor;
 use crate::error::{Error, ErrorKind, Result};
@@ -91,6 +93,8 @@ pub struct DomainOptions {
     pub network: NetSource,
     /// Disk bus.
     pub disk_bus: DiskBus,
+    /// NIC model.
+    pub nic_model: NicModel,
     /// Display.
     pub graphics: Graphics,
     /// A fixed UUID instead of the source's or a random one.
@@ -105,6 +109,7 @@ impl Default for DomainOptions {
             domain_type: DomainType::Kvm,
             network: NetSource::Network("default".into()),
             disk_bus: DiskBus::VirtioBlk,
+            nic_model: NicModel::Virtio,
             graphics: Graphics::Vnc,
             uuid: None,
             ovmf: None,
@@ -227,6 +232,9 @@ pub fn build_domain(
         Firmware::Bios
     };
     let windows = is_windows(desc, insp);
+    // Windows keeps the RTC in local time unless told otherwise.
+    let rtc_is_utc =
+        insp.and_then(|i| i.windows.as_ref()).is_some_and(|w| w.real_time_is_universal);
     let prefix = if opts.disk_bus == DiskBus::VirtioBlk { "vd" } else { "sd" };
     let machine = if too_old_for_q35(desc, insp) && !desc.secure_boot {
         Machine::I440fx
@@ -234,11 +242,15 @@ pub fn build_domain(
         Machine::Q35
     };
     let interfaces = if desc.nics.is_empty() {
-        vec![Interface { mac: None, source: opts.network.clone() }]
+        vec![Interface { mac: None, source: opts.network.clone(), model: opts.nic_model }]
     } else {
         desc.nics
             .iter()
-            .map(|n| Interface { mac: n.mac.clone(), source: opts.network.clone() })
+            .map(|n| Interface {
+                mac: n.mac.clone(),
+                source: opts.network.clone(),
+                model: opts.nic_model,
+            })
             .collect()
     };
     Ok(Domain {
@@ -252,7 +264,7 @@ pub fn build_domain(
         machine,
         firmware,
         windows,
-        clock: if windows { Clock::Localtime } else { Clock::Utc },
+        clock: if windows && !rtc_is_utc { Clock::Localtime } else { Clock::Utc },
         disks: disks
             .iter()
             .enumerate()

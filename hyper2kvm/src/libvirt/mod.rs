@@ -20,7 +20,7 @@ pub use build::{
 };
 pub use model::{
     Clock, Disk, DiskBus, Domain, DomainType, Firmware, Graphics, Interface, Machine, NetSource,
-    Uefi,
+    NicModel, Uefi,
 };
 pub use xml::to_xml;
 

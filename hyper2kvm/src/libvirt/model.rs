@@ -124,13 +124,36 @@ pub enum NetSource {
     Bridge(String),
 }
 
-/// One NIC (always virtio).
+/// A NIC's emulated model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NicModel {
+    /// virtio-net, the default (Windows needs NetKVM).
+    #[default]
+    Virtio,
+    /// Intel e1000, which every Windows has a driver for.
+    E1000,
+}
+
+impl NicModel {
+    /// libvirt's model name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NicModel::Virtio => "virtio",
+            NicModel::E1000 => "e1000",
+        }
+    }
+}
+
+/// One NIC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Interface {
     /// The source MAC, kept so the guest's configuration and DHCP reservations still apply.
     pub mac: Option<String>,
     /// Where it is plugged.
     pub source: NetSource,
+    /// Its model.
+    pub model: NicModel,
 }
 
 /// Remote display.

@@ -136,7 +136,7 @@ fn devices(w: &mut W, d: &Domain) -> io::Result<()> {
                     empty(w, "mac", &[("address", mac)])?;
                 }
                 empty(w, "source", &[(attr, value)])?;
-                empty(w, "model", &[("type", "virtio")])
+                empty(w, "model", &[("type", nic.model.as_str())])
             })?;
         }
         nest(w, "serial", &[("type", "pty")], |w| empty(w, "target", &[("port", "0")]))?;

@@ -11,8 +11,12 @@ const FIXER: &str = "windows-registry";
 pub const REG_SZ: i64 = 1;
 /// A string with `%VARIABLES%`.
 pub const REG_EXPAND_SZ: i64 = 2;
+/// Raw bytes.
+pub const REG_BINARY: i64 = 3;
 /// A 32-bit little-endian number.
 pub const REG_DWORD: i64 = 4;
+/// A list of strings.
+pub const REG_MULTI_SZ: i64 = 7;
 
 fn herr(what: &str, e: guestfs::Error) -> Error {
     Error::new(ErrorKind::GuestInspection, format!("registry: {what}: {e:?}"))
@@ -27,17 +31,27 @@ pub enum RegValue {
     ExpandSz(String),
     /// `REG_DWORD`.
     Dword(u32),
+    /// `REG_MULTI_SZ`.
+    MultiSz(Vec<String>),
+    /// `REG_BINARY`.
+    Binary(Vec<u8>),
 }
 
 impl RegValue {
     fn encode(&self) -> (i64, Vec<u8>) {
-        let utf16 = |s: &str| {
+        let utf16 = |s: &str| -> Vec<u8> {
             s.encode_utf16().chain(std::iter::once(0)).flat_map(u16::to_le_bytes).collect()
         };
         match self {
             RegValue::Sz(s) => (REG_SZ, utf16(s)),
             RegValue::ExpandSz(s) => (REG_EXPAND_SZ, utf16(s)),
             RegValue::Dword(d) => (REG_DWORD, d.to_le_bytes().to_vec()),
+            RegValue::MultiSz(list) => {
+                let mut b: Vec<u8> = list.iter().flat_map(|s| utf16(s)).collect();
+                b.extend([0, 0]);
+                (REG_MULTI_SZ, b)
+            }
+            RegValue::Binary(b) => (REG_BINARY, b.clone()),
         }
     }
 
@@ -45,6 +59,13 @@ impl RegValue {
         match self {
             RegValue::Sz(s) | RegValue::ExpandSz(s) => s.clone(),
             RegValue::Dword(d) => format!("dword:{d}"),
+            RegValue::MultiSz(list) => format!("multi:{}", list.join("|")),
+            RegValue::Binary(b) => {
+                format!(
+                    "hex:{}",
+                    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(",")
+                )
+            }
         }
     }
 }
@@ -153,7 +174,22 @@ impl<'a> Hive<'a> {
         let v = self.value(node, name)?;
         match h.hivex_value_type(v).ok()? {
             REG_DWORD => Some(format!("dword:{}", self.dword_at(node, name)?)),
-            _ => h.hivex_value_utf8(v).ok(),
+            REG_SZ | REG_EXPAND_SZ => h.hivex_value_utf8(v).ok(),
+            REG_MULTI_SZ => {
+                let b = h.hivex_value_value(v).ok()?;
+                let units: Vec<u16> =
+                    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+                let list: Vec<String> = units
+                    .split(|&u| u == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from_utf16_lossy)
+                    .collect();
+                Some(RegValue::MultiSz(list).show())
+            }
+            _ => {
+                let b = h.hivex_value_value(v).ok()?;
+                Some(RegValue::Binary(b).show())
+            }
         }
     }
 
@@ -161,6 +197,9 @@ impl<'a> Hive<'a> {
     pub fn set(&mut self, path: &[&str], name: &str, value: RegValue) -> Result<()> {
         let node = self.key(path)?;
         let old = self.current(node, name);
+        if old.as_deref() == Some(value.show().as_str()) {
+            return Ok(());
+        }
         let (t, bytes) = value.encode();
         self.g
             .handle()

@@ -1,9 +1,9 @@
 //! Finding virtio-win drivers for a Windows guest.
 //!
 //! Two layouts are read: the ISO's (`<driver>/<os>/<arch>/`, e.g. `viostor/w10/amd64/`) and
-//! the RPM's (`drivers/by-driver/<driver>/<os>/<arch>/`). The source is `--virtio-win PATH`,
-//! else the `VIRTIO_WIN` environment variable, else `/usr/share/virtio-win` (an unpacked
-//! ISO or the RPM's tree). The `<os>` directory is chosen from the inspected release (`w7`,
+//! the RPM's (`drivers/by-driver/<driver>/<os>/<arch>/`), from a directory or straight from the
+//! ISO image. The source is `--virtio-win PATH`, else the `VIRTIO_WIN` environment variable,
+//! else `/usr/share/virtio-win/virtio-win.iso`, else `/usr/share/virtio-win` (the RPM's tree). The `<os>` directory is chosen from the inspected release (`w7`,
 //! `w8`, `w8.1`, `w10`, `w11`; `2k8R2`, `2k12`, `2k12R2`, `2k16`, `2k19`, `2k22`, `2k25`), falling
 //! back to the nearest older one the tree has; debug symbols (`.pdb`) are skipped.
 
@@ -11,9 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::iso9660::IsoImage;
 use crate::error::{Error, Result};
 
-/// Where `VIRTIO_WIN` and `--virtio-win` are not given.
+/// Where `VIRTIO_WIN` and `--virtio-win` are not given: the ISO, then the RPM's tree.
+pub const DEFAULT_ISO: &str = "/usr/share/virtio-win/virtio-win.iso";
+/// The virtio-win RPM's tree (also where Debian users unpack the ISO).
 pub const DEFAULT_DIR: &str = "/usr/share/virtio-win";
 
 /// A guest's processor architecture, as virtio-win names its directories.
@@ -107,13 +110,29 @@ pub enum Layout {
     Rpm,
 }
 
-/// A virtio-win tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A virtio-win tree: a directory, or the ISO image itself (read with our own reader, the
+/// files needed copied into a scratch directory that is removed with the source).
+#[derive(Debug, Serialize)]
 pub struct DriverSource {
-    /// Its top directory.
+    /// Its top directory, or the ISO file.
     pub root: PathBuf,
     /// Its layout.
     pub layout: Layout,
+    #[serde(skip)]
+    iso: Option<IsoTree>,
+}
+
+#[derive(Debug)]
+struct IsoTree {
+    image: IsoImage,
+    /// Where extracted files go (created on first use, removed on drop).
+    scratch: PathBuf,
+}
+
+impl Drop for IsoTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
 }
 
 /// One driver's files for one guest.
@@ -123,7 +142,7 @@ pub struct DriverFiles {
     pub driver: String,
     /// The `<os>` directory used (maybe an older one than the guest's).
     pub os_dir: String,
-    /// The directory the files are in.
+    /// The directory the files are in (for an ISO, the copy in the scratch directory).
     pub dir: PathBuf,
     /// The files (no `.pdb`), sorted.
     pub files: Vec<PathBuf>,
@@ -159,15 +178,39 @@ fn child_ci(dir: &Path, name: &str) -> Option<PathBuf> {
     })
 }
 
+fn wanted(name: &str) -> bool {
+    !Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("pdb"))
+}
+
 impl DriverSource {
-    /// Reads the layout of the tree at `root`; an error names the path when it is neither.
-    pub fn open(root: &Path) -> Result<DriverSource> {
+    /// Reads the layout of the tree at `root` (a directory, or an ISO image whose needed files
+    /// will be copied under `scratch`); an error names the path when it is neither layout.
+    pub fn open(root: &Path, scratch: &Path) -> Result<DriverSource> {
         let meta = std::fs::metadata(root).map_err(|e| Error::io(root, "virtio-win", e))?;
+        if meta.is_file() {
+            let image = IsoImage::open(root)?;
+            let layout = if image.lookup(&["viostor"]).is_some_and(|e| e.dir) {
+                Layout::Iso
+            } else if image.lookup(&["drivers", "by-driver"]).is_some_and(|e| e.dir) {
+                Layout::Rpm
+            } else {
+                return Err(Error::invalid(
+                    root,
+                    "virtio-win: the ISO has no viostor/ (ISO layout) or drivers/by-driver/",
+                ));
+            };
+            let scratch = scratch.join(format!(".hyper2kvm-virtio-win.{}", std::process::id()));
+            return Ok(DriverSource {
+                root: root.to_path_buf(),
+                layout,
+                iso: Some(IsoTree { image, scratch }),
+            });
+        }
         if !meta.is_dir() {
             return Err(Error::unsupported(
                 root,
-                "virtio-win: give the directory of an unpacked or mounted virtio-win ISO, or the \
-                 virtio-win RPM's /usr/share/virtio-win",
+                "virtio-win: give the virtio-win ISO, the directory of an unpacked or mounted \
+                 one, or the virtio-win RPM's /usr/share/virtio-win",
             ));
         }
         let layout = if root.join("drivers").join("by-driver").is_dir() {
@@ -180,30 +223,81 @@ impl DriverSource {
                 "virtio-win: no viostor/ (ISO layout) or drivers/by-driver/ (RPM layout) here",
             ));
         };
-        Ok(DriverSource { root: root.to_path_buf(), layout })
+        Ok(DriverSource { root: root.to_path_buf(), layout, iso: None })
     }
 
-    /// The source to use: `explicit` (`--virtio-win`), else `VIRTIO_WIN` from `env`, else the
-    /// default directory when it exists; `Ok(None)` when there is none.
+    /// The source to use: `explicit` (`--virtio-win`), else `VIRTIO_WIN` from `env`, else
+    /// [`DEFAULT_ISO`] when it exists, else [`DEFAULT_DIR`] when it exists; `Ok(None)` when
+    /// there is none. ISO files are read in place, extracting under `scratch`.
     pub fn locate(
         explicit: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
+        scratch: &Path,
     ) -> Result<Option<DriverSource>> {
         if let Some(p) = explicit {
-            return DriverSource::open(p).map(Some);
+            return DriverSource::open(p, scratch).map(Some);
         }
         if let Some(p) = env("VIRTIO_WIN").filter(|p| !p.is_empty()) {
-            return DriverSource::open(Path::new(&p)).map(Some);
+            return DriverSource::open(Path::new(&p), scratch).map(Some);
         }
-        let d = Path::new(DEFAULT_DIR);
-        if d.is_dir() { DriverSource::open(d).map(Some) } else { Ok(None) }
+        for d in [DEFAULT_ISO, DEFAULT_DIR] {
+            if Path::new(d).exists() {
+                return DriverSource::open(Path::new(d), scratch).map(Some);
+            }
+        }
+        Ok(None)
     }
 
-    fn driver_dir(&self, driver: &str) -> Option<PathBuf> {
+    fn prefix(&self) -> Vec<&'static str> {
         match self.layout {
-            Layout::Iso => child_ci(&self.root, driver),
-            Layout::Rpm => child_ci(&self.root.join("drivers").join("by-driver"), driver),
+            Layout::Iso => vec![],
+            Layout::Rpm => vec!["drivers", "by-driver"],
         }
+    }
+
+    /// The regular files (no `.pdb`) of `<driver>/<os>/<arch>`, copied out of an ISO.
+    fn files_in(&self, driver: &str, os: &str, arch: Arch) -> Option<(PathBuf, Vec<PathBuf>)> {
+        let mut rel = self.prefix();
+        rel.extend([driver, os, arch.dir()]);
+        if let Some(t) = &self.iso {
+            let dir = t.image.lookup(&rel)?;
+            let entries: Vec<_> = t
+                .image
+                .read_dir(&dir)
+                .ok()?
+                .into_iter()
+                .filter(|e| !e.dir && wanted(&e.name))
+                .collect();
+            if entries.is_empty() {
+                return None;
+            }
+            let local = rel.iter().fold(t.scratch.clone(), |p, part| p.join(part));
+            std::fs::create_dir_all(&local).ok()?;
+            let mut files = Vec::new();
+            for e in entries {
+                let dest = local.join(&e.name);
+                t.image.extract(&e, &dest).ok()?;
+                files.push(dest);
+            }
+            files.sort();
+            return Some((local, files));
+        }
+        let mut dir = self.root.clone();
+        for part in &rel {
+            dir = child_ci(&dir, part)?;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| p.file_name().is_some_and(|n| wanted(&n.to_string_lossy())))
+            .collect();
+        if files.is_empty() {
+            return None;
+        }
+        files.sort();
+        Some((dir, files))
     }
 
     /// `driver`'s files for `release` on `arch`: the guest's own `<os>` directory, else the
@@ -214,30 +308,28 @@ impl DriverSource {
         release: &WindowsRelease,
         arch: Arch,
     ) -> Option<DriverFiles> {
-        let top = self.driver_dir(driver)?;
-        for os in release.os_dirs() {
-            let Some(dir) = child_ci(&top, os).and_then(|d| child_ci(&d, arch.dir())) else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .ok()?
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_file())
-                .filter(|p| !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdb")))
-                .collect();
-            if files.is_empty() {
-                continue;
-            }
-            files.sort();
-            return Some(DriverFiles {
-                driver: driver.to_string(),
-                os_dir: os.to_string(),
-                dir,
-                files,
-            });
+        release.os_dirs().into_iter().find_map(|os| {
+            let (dir, files) = self.files_in(driver, os, arch)?;
+            Some(DriverFiles { driver: driver.to_string(), os_dir: os.to_string(), dir, files })
+        })
+    }
+
+    /// A file at the top of the tree's `dir` (e.g. `guest-agent/qemu-ga-x86_64.msi`), copied
+    /// out of an ISO; `None` when missing.
+    pub fn top_file(&self, dir: &str, name: &str) -> Option<PathBuf> {
+        if let Some(t) = &self.iso {
+            let e = t.image.lookup(&[dir, name]).filter(|e| !e.dir)?;
+            let local = t.scratch.join(dir);
+            std::fs::create_dir_all(&local).ok()?;
+            let dest = local.join(&e.name);
+            t.image.extract(&e, &dest).ok()?;
+            return Some(dest);
         }
-        None
+        let d = child_ci(&self.root, dir)?;
+        std::fs::read_dir(&d).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+            p.is_file()
+                && p.file_name().is_some_and(|n| n.to_string_lossy().eq_ignore_ascii_case(name))
+        })
     }
 }
 
@@ -288,7 +380,7 @@ mod tests {
         ] {
             touch(&iso.join(f));
         }
-        let src = DriverSource::open(&iso).unwrap();
+        let src = DriverSource::open(&iso, t.path()).unwrap();
         assert_eq!(src.layout, Layout::Iso);
         let d = src.driver("viostor", &W2019, Arch::Amd64).unwrap();
         assert_eq!(d.os_dir, "2k16", "the nearest older directory");
@@ -304,14 +396,74 @@ mod tests {
 
         let rpm = t.path().join("rpm");
         touch(&rpm.join("drivers/by-driver/viostor/w10/amd64/viostor.sys"));
-        let src = DriverSource::open(&rpm).unwrap();
+        let src = DriverSource::open(&rpm, t.path()).unwrap();
         assert_eq!(src.layout, Layout::Rpm);
         assert_eq!(src.driver("viostor", &W10, Arch::Amd64).unwrap().os_dir, "w10");
 
-        let e = DriverSource::open(t.path()).unwrap_err().to_string();
+        let e = DriverSource::open(t.path(), t.path()).unwrap_err().to_string();
         assert!(e.contains("no viostor/") && e.contains(&t.path().display().to_string()), "{e}");
         let env = |k: &str| (k == "VIRTIO_WIN").then(|| iso.display().to_string());
-        assert_eq!(DriverSource::locate(None, &env).unwrap().unwrap().root, iso);
-        assert_eq!(DriverSource::locate(Some(&rpm), &env).unwrap().unwrap().root, rpm);
+        assert_eq!(
+            DriverSource::locate(None, &|_| None, t.path()).unwrap().is_some(),
+            std::path::Path::new(DEFAULT_ISO).exists()
+                || std::path::Path::new(DEFAULT_DIR).exists()
+        );
+        assert_eq!(DriverSource::locate(None, &env, t.path()).unwrap().unwrap().root, iso);
+        assert_eq!(DriverSource::locate(Some(&rpm), &env, t.path()).unwrap().unwrap().root, rpm);
+    }
+
+    /// The ISO itself, made by genisoimage with Joliet names as virtio-win's is: the same
+    /// lookups as on the tree, the files copied out under the scratch directory and removed
+    /// with the source.
+    #[test]
+    fn the_iso_is_read_in_place() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        for f in [
+            "viostor/2k12R2/amd64/viostor.sys",
+            "viostor/2k12R2/amd64/viostor.pdb",
+            "NetKVM/w8.1/amd64/netkvm.sys",
+            "NetKVM/w8.1/amd64/netkvm.inf",
+            "guest-agent/qemu-ga-x86_64.msi",
+        ] {
+            touch(&tree.join(f));
+        }
+        std::fs::write(tree.join("viostor/2k12R2/amd64/viostor.sys"), vec![7u8; 5000]).unwrap();
+        // Enough entries that a directory spans several sectors.
+        for i in 0..120 {
+            touch(&tree.join(format!("Balloon/w10/amd64/file-with-a-long-name-{i:03}.dll")));
+        }
+        let iso = t.path().join("virtio-win.iso");
+        let out = std::process::Command::new("genisoimage")
+            .args(["-quiet", "-J", "-R", "-o"])
+            .arg(&iso)
+            .arg(&tree)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let scratch = t.path().join("out");
+        std::fs::create_dir(&scratch).unwrap();
+        let src = DriverSource::open(&iso, &scratch).unwrap();
+        assert_eq!(src.layout, Layout::Iso);
+        let d = src.driver("viostor", &W2019, Arch::Amd64).unwrap();
+        assert_eq!(d.os_dir, "2k12R2", "mixed-case Joliet names");
+        assert_eq!(d.files.len(), 1, "no .pdb: {:?}", d.files);
+        assert_eq!(std::fs::read(&d.files[0]).unwrap(), vec![7u8; 5000], "the file's bytes");
+        assert!(d.files[0].starts_with(&scratch));
+        let n = src.driver("netkvm", &W10, Arch::Amd64).unwrap();
+        assert_eq!((n.driver.as_str(), n.os_dir.as_str()), ("netkvm", "w8.1"));
+        assert_eq!(std::fs::read_to_string(n.inf().unwrap()).unwrap(), "placeholder");
+        assert_eq!(src.driver("Balloon", &W10, Arch::Amd64).unwrap().files.len(), 120);
+        assert!(src.top_file("guest-agent", "qemu-ga-x86_64.msi").is_some());
+        assert!(src.driver("viostor", &W7, Arch::Amd64).is_none());
+        drop(src);
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "scratch removed");
+        let e = DriverSource::open(&tree.join("guest-agent/qemu-ga-x86_64.msi"), &scratch)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a readable ISO 9660 image") && e.contains("qemu-ga-x86_64.msi"),
+            "{e}"
+        );
     }
 }
