@@ -37,6 +37,12 @@ pub struct RunArgs {
     /// Cancel the job after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// The virtio drivers for Windows guests (as for `convert`).
+    #[arg(long, value_name = "PATH", env = "VIRTIO_WIN")]
+    pub virtio_win: Option<PathBuf>,
+    /// Convert a Windows guest without virtio drivers with SATA disks and an e1000 NIC.
+    #[arg(long)]
+    pub allow_no_virtio: bool,
 }
 
 /// The subcommands.

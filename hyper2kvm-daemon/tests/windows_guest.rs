@@ -170,6 +170,8 @@ struct ReadBack {
     /// `C:\hyper2kvm\firstboot.cmd` (empty when absent) and `ls C:\hyper2kvm`.
     firstboot: String,
     hyper2kvm_dir: Vec<String>,
+    /// `ls /Windows/System32/config`.
+    config_dir: Vec<String>,
 }
 
 fn read_back(disk: &Path, uefi: bool, dir: &Path) -> ReadBack {
@@ -181,7 +183,8 @@ fn read_back(disk: &Path, uefi: bool, dir: &Path) -> ReadBack {
          -download /Windows/System32/drivers/viostor.sys {}\n\
          -download /Windows/System32/drivers/vioscsi.sys {}\n\
          -download /hyper2kvm/firstboot.cmd {}\n\
-         echo ==virtio\n-ls /Windows/Drivers/VirtIO\necho ==hyper2kvm\n-ls /hyper2kvm\n",
+         echo ==virtio\n-ls /Windows/Drivers/VirtIO\necho ==hyper2kvm\n-ls /hyper2kvm\n\
+         echo ==config\nls /Windows/System32/config\n",
         f("SYSTEM").display(),
         f("SOFTWARE").display(),
         f("viostor.sys").display(),
@@ -234,7 +237,8 @@ fn read_back(disk: &Path, uefi: bool, dir: &Path) -> ReadBack {
         viostor: text("viostor.sys"),
         vioscsi: text("vioscsi.sys"),
         firstboot: text("firstboot.cmd"),
-        hyper2kvm_dir: section("==hyper2kvm", "==end"),
+        hyper2kvm_dir: section("==hyper2kvm", "==config"),
+        config_dir: section("==config", "==end"),
     }
 }
 
@@ -652,5 +656,49 @@ fn a_windows_with_no_virtio_drivers_available_is_refused() {
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("no virtio-win drivers found"), "{err}");
         assert_nothing_written(&out);
+    }
+}
+
+/// The manifest pipeline prepares a Windows guest the same way: `hyper2kvm MANIFEST` with the
+/// drivers from `VIRTIO_WIN`, the hives backed up (`pipeline.fix.backup`), the changes in
+/// the report.
+#[test]
+fn a_windows_manifest_runs_the_same_preparation_with_hive_backups() {
+    let t = support::scratch();
+    let tree = t.path().join("virtio-win");
+    support::windows::virtio_win_tree(&tree, &full_tree("2k19"));
+    let disk = standin(Release::Server2019);
+    let before = support::sha256_hex(&disk);
+    let manifest = serde_json::json!({
+        "manifest_version": "1.0",
+        "source": {"provider": "vsphere", "vm_id": "vm-7", "vm_name": "win2019", "export_method": "ovftool"},
+        "vm": {"cpu": 2, "mem_gb": 4, "firmware": "bios", "os_hint": "windows"},
+        "disks": [{
+            "id": "disk-0", "source_format": "raw", "local_path": disk, "disk_type": "boot",
+            "bytes": std::fs::metadata(&disk).unwrap().len()
+        }],
+        "nics": [{"id": "nic-0", "mac": "00:50:56:01:02:03", "network": "VM Network"}],
+        "pipeline": {"fix": {"enabled": true, "backup": true}},
+        "output": {"directory": t.path().join("out")}
+    });
+    let m = t.path().join("win2019.json");
+    std::fs::write(&m, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let o = hyper2kvm().env("VIRTIO_WIN", &tree).arg(&m).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(support::sha256_hex(&disk), before, "the source is untouched");
+    let out = t.path().join("out");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["guest"]["os"], "windows", "{report}");
+    let changes = report["changes"].to_string();
+    assert!(changes.contains("Services\\\\viostor\\\\Start"), "{changes}");
+    assert!(changes.contains("DevicePath"), "{changes}");
+    let xml = std::fs::read_to_string(out.join("win2019.xml")).unwrap();
+    assert_has(&xml, &["bus=\"virtio\"", "<mac address=\"00:50:56:01:02:03\"/>"], "domain");
+    let back = read_back(&out.join("win2019.qcow2"), false, t.path());
+    check_driver_database(&back.system);
+    check_services(&back.system, true);
+    for f in ["SYSTEM.hyper2kvm.bak", "SOFTWARE.hyper2kvm.bak"] {
+        assert!(back.config_dir.contains(&f.to_string()), "{f}: {:?}", back.config_dir);
     }
 }

@@ -52,6 +52,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let opts = JobOptions {
         timeout: args.timeout.map(Duration::from_secs),
         boot_test: args.boot_test.then(BootTestOptions::default),
+        virtio_win: args.virtio_win.clone(),
+        allow_no_virtio: args.allow_no_virtio,
         ..JobOptions::default()
     };
     let run = match ManifestRun::load(path, opts, CancelToken::new()) {

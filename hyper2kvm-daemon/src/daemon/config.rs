@@ -38,6 +38,8 @@ const KEYS: &[(&str, &str)] = &[
     ("RETRY_LIMIT", "2"),
     ("RETRY_BACKOFF", "30"),
     ("SETTLE_SECONDS", "10"),
+    ("VIRTIO_WIN", ""),
+    ("ALLOW_NO_VIRTIO", "false"),
 ];
 
 /// Where a value came from, for messages.
@@ -139,6 +141,10 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// How long an unparseable or YAML manifest must stay unchanged to count as complete.
     pub settle: Duration,
+    /// The virtio-win ISO or tree for Windows guests (empty: the defaults).
+    pub virtio_win: Option<PathBuf>,
+    /// Convert Windows guests without virtio drivers (SATA, e1000) instead of failing them.
+    pub allow_no_virtio: bool,
 }
 
 /// Strips one level of shell quoting from a config value.
@@ -414,6 +420,8 @@ impl Config {
             retry_limit: num("RETRY_LIMIT", 0, 100)? as u32,
             retry_backoff: Duration::from_secs(num("RETRY_BACKOFF", 0, 86400)?),
             settle: Duration::from_secs(num("SETTLE_SECONDS", 1, 3600)?),
+            virtio_win: opt("VIRTIO_WIN").map(PathBuf::from),
+            allow_no_virtio: flag("ALLOW_NO_VIRTIO")?,
         })
     }
 }

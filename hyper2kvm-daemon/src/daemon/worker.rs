@@ -142,6 +142,8 @@ fn job_options(cfg: &Config, out: PathBuf, vm_name: &str) -> JobOptions {
         domain: Some(DomainOptions { network, ..DomainOptions::default() }),
         defaults: cfg.convert.clone(),
         report_file: Some(format!("{vm_name}.report.json")),
+        virtio_win: cfg.virtio_win.clone(),
+        allow_no_virtio: cfg.allow_no_virtio,
         ..JobOptions::default()
     }
 }

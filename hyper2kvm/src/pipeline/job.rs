@@ -122,6 +122,11 @@ pub struct JobOptions {
     /// The report's file name in the output directory, instead of `options.report.path` (the
     /// daemon's `{vm_name}.report.json`, contract section 3).
     pub report_file: Option<String>,
+    /// The virtio-win drivers for Windows guests (else `VIRTIO_WIN`, else the defaults of
+    /// [`crate::windows::DriverSource::locate`]).
+    pub virtio_win: Option<PathBuf>,
+    /// Convert Windows guests without virtio drivers (SATA, e1000) instead of refusing.
+    pub allow_no_virtio: bool,
 }
 
 /// What a runner supplies where the manifest is silent: the daemon's `QEMU_CONVERT_OPTIONS`
@@ -160,6 +165,8 @@ impl Default for JobOptions {
             boot_test: None,
             defaults: ConvertDefaults::default(),
             report_file: None,
+            virtio_win: None,
+            allow_no_virtio: false,
         }
     }
 }
@@ -384,6 +391,8 @@ impl Job {
                 regen_initramfs: p.fix.regen_initramfs,
                 remove_vmware_tools: p.fix.remove_vmware_tools,
                 configuration: m.configuration.clone(),
+                virtio_win: self.opts.virtio_win.clone(),
+                allow_no_virtio: self.opts.allow_no_virtio,
                 ..FixOptions::default()
             })
         } else {
