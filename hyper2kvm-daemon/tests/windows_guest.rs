@@ -119,6 +119,11 @@ fn a_hibernated_windows_is_refused() {
 }
 
 #[test]
+fn a_bitlocker_encrypted_windows_is_refused() {
+    check_refused(State::BitLocker, "BitLocker-encrypted");
+}
+
+#[test]
 fn a_windows_left_by_fast_startup_is_refused() {
     check_refused(State::FastStartup, "Fast Startup");
 }

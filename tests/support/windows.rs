@@ -275,6 +275,34 @@ pub enum State {
     Hibernated,
     /// Shut down with Fast Startup on: `HiberbootEnabled`=1 and a `HIBR` hiberfil.sys.
     FastStartup,
+    /// The system volume BitLocker-encrypted: instead of NTFS, the partition starts with a
+    /// Windows 7+ BitLocker volume header (`EB 58 90 "-FVE-FS-"`, the FVE metadata block's
+    /// offset at byte 176) and holds an FVE metadata block there (`-FVE-FS-`, version 2), which
+    /// is what blkid (and so libguestfs) recognises as BitLocker. No key material: the stand-in
+    /// cannot be decrypted, as a real one cannot without its recovery key.
+    BitLocker,
+}
+
+/// The guestfish commands that write the BitLocker headers on `part` (a zeroed partition;
+/// guestfish strings cannot hold NUL bytes, so only the non-zero runs are written).
+fn bitlocker_headers(part: &str) -> String {
+    let esc = |b: &[u8]| b.iter().map(|x| format!("\\x{x:02x}")).collect::<String>();
+    let fve_at: u64 = 0x20_0000;
+    let mut writes: Vec<(u64, Vec<u8>)> = vec![
+        (0, [&[0xEBu8, 0x58, 0x90][..], b"-FVE-FS-"].concat()),
+        (12, vec![0x02, 0x08]), // 512 bytes per sector, 8 sectors per cluster
+        (160, vec![0x5A; 16]),  // the volume's GUID
+        (510, vec![0x55, 0xAA]),
+        (fve_at, b"-FVE-FS-".to_vec()),
+        (fve_at + 10, vec![0x02]), // FVE metadata version 2
+    ];
+    // The FVE metadata block's offset, a little-endian u64 at byte 176: its non-zero bytes.
+    for (i, byte) in fve_at.to_le_bytes().iter().enumerate() {
+        if *byte != 0 {
+            writes.push((176 + i as u64, vec![*byte]));
+        }
+    }
+    writes.iter().map(|(at, b)| format!("pwrite-device {part} \"{}\" {at}\n", esc(b))).collect()
 }
 
 /// Builds (or takes from the cache) the stand-in disk for `r`, shut down cleanly.
@@ -303,7 +331,11 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
     let mut hiberfil = vec![0u8; 4096];
     hiberfil[..4].copy_from_slice(b"HIBR");
     std::fs::write(w.join("hiberfil.sys"), hiberfil).unwrap();
-    let hibernate = if state == State::Clean { "" } else { "upload hiberfil.sys /hiberfil.sys\n" };
+    let hibernate = if matches!(state, State::Hibernated | State::FastStartup) {
+        "upload hiberfil.sys /hiberfil.sys\n"
+    } else {
+        ""
+    };
     std::fs::write(w.join("cmd.exe"), pe_header(amd64)).unwrap();
     std::fs::write(w.join("placeholder"), b"stand-in file").unwrap();
     let part = if uefi {
@@ -328,8 +360,17 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
          mkfs ntfs /dev/sda1\n\
          mount /dev/sda1 /\n"
     };
-    let script = format!(
-        "{part}\
+    let script = if state == State::BitLocker {
+        format!(
+            "part-init /dev/sda mbr\n\
+             part-add /dev/sda p 2048 -2048\n\
+             part-set-mbr-id /dev/sda 1 0x7\n\
+             {}",
+            bitlocker_headers("/dev/sda1")
+        )
+    } else {
+        format!(
+            "{part}\
          mkdir-p /Windows/System32/config\n\
          mkdir-p /Windows/System32/drivers\n\
          mkdir-p /Windows/INF\n\
@@ -341,7 +382,8 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
          upload placeholder \"/Program Files/VMware/VMware Tools/vmtoolsd.exe\"\n\
          {hibernate}\
          umount-all\n"
-    );
+        )
+    };
     let tmp = disk.with_extension("img.part");
     let out = Command::new("guestfish")
         .env("LIBGUESTFS_BACKEND", "direct")

@@ -155,17 +155,21 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
 
 /// Devices holding BitLocker-encrypted volumes.
 pub fn bitlocker_volumes(g: &Guest) -> Vec<String> {
-    let mut v: Vec<String> = g
-        .handle()
-        .list_filesystems()
-        .unwrap_or_default()
+    // Not `list_filesystems`: it leaves encrypted volumes out. Every whole device and
+    // partition is asked for its blkid type instead.
+    let h = g.handle();
+    let mut all = h.list_devices().unwrap_or_default();
+    all.extend(h.list_partitions().unwrap_or_default());
+    let mut v: Vec<String> = all
         .into_iter()
-        .filter(|(_, t)| {
-            t.eq_ignore_ascii_case("BitLocker") || t.eq_ignore_ascii_case("crypto_BitLocker")
+        .filter(|d| {
+            h.vfs_type(d).is_ok_and(|t| {
+                t.eq_ignore_ascii_case("BitLocker") || t.eq_ignore_ascii_case("crypto_BitLocker")
+            })
         })
-        .map(|(d, _)| d)
         .collect();
     v.sort();
+    v.dedup();
     v
 }
 
