@@ -35,7 +35,9 @@ fn inspect(r: Release) -> Value {
 
 /// Inspects the stand-in of `r` and checks what inspection must report for it.
 fn check_inspection(r: Release) {
-    let (product, major, minor, _, _, _, host, amd64, uefi) = r.facts();
+    let f = r.facts();
+    let (product, major, minor, host, amd64, uefi) =
+        (f.product, f.major, f.minor, f.host, f.amd64, f.uefi);
     let g = inspect(r);
     assert_eq!(g["os_type"], "windows", "{r:?}: {g}");
     assert_eq!(g["product_name"], product, "{r:?}");
@@ -43,7 +45,7 @@ fn check_inspection(r: Release) {
     assert_eq!(g["arch"], if amd64 { "x86_64" } else { "i386" }, "{r:?}");
     assert_eq!(g["hostname"], host, "{r:?}");
     assert_eq!(g["firmware"], if uefi { "uefi" } else { "bios" }, "{r:?}");
-    let (_, _, _, build, itype, edition, _, _, _) = r.facts();
+    let (build, itype, edition) = (f.build, f.installation_type, f.edition);
     let w = &g["windows"];
     assert_eq!(w["systemroot"], "/Windows", "{r:?}: {w}");
     assert_eq!(w["current_control_set"], "ControlSet001");

@@ -34,67 +34,88 @@ pub enum Release {
     Windows7,
 }
 
+/// What a stand-in's hives and files say it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    /// `ProductName`.
+    pub product: &'static str,
+    /// Major and minor version numbers.
+    pub major: u32,
+    /// The minor version number.
+    pub minor: u32,
+    /// `CurrentBuildNumber`.
+    pub build: u32,
+    /// `InstallationType`.
+    pub installation_type: &'static str,
+    /// `EditionID`.
+    pub edition: &'static str,
+    /// The computer name.
+    pub host: &'static str,
+    /// 64-bit (`cmd.exe` is PE32+).
+    pub amd64: bool,
+    /// GPT with an EFI system partition.
+    pub uefi: bool,
+}
+
 impl Release {
-    /// (product name, major, minor, build, installation type, edition, computer name, 64-bit, uefi)
-    pub fn facts(
-        self,
-    ) -> (&'static str, u32, u32, u32, &'static str, &'static str, &'static str, bool, bool) {
+    /// What the stand-in of this release holds.
+    pub fn facts(self) -> Facts {
         match self {
-            Release::Server2019 => (
-                "Windows Server 2019 Datacenter",
-                10,
-                0,
-                17763,
-                "Server",
-                "ServerDatacenter",
-                "WIN2019",
-                true,
-                false,
-            ),
-            Release::Server2022 => (
-                "Windows Server 2022 Standard",
-                10,
-                0,
-                20348,
-                "Server",
-                "ServerStandard",
-                "WIN2022",
-                true,
-                true,
-            ),
-            Release::Windows10 => (
-                "Windows 10 Pro",
-                10,
-                0,
-                19045,
-                "Client",
-                "Professional",
-                "DESKTOP-W10",
-                true,
-                false,
-            ),
-            Release::Windows10x86 => (
-                "Windows 10 Pro",
-                10,
-                0,
-                19045,
-                "Client",
-                "Professional",
-                "DESKTOP-W10X86",
-                false,
-                false,
-            ),
-            Release::Windows7 => (
-                "Windows 7 Professional",
-                6,
-                1,
-                7601,
-                "Client",
-                "Professional",
-                "WIN7-PC",
-                true,
-                false,
-            ),
+            Release::Server2019 => Facts {
+                product: "Windows Server 2019 Datacenter",
+                major: 10,
+                minor: 0,
+                build: 17763,
+                installation_type: "Server",
+                edition: "ServerDatacenter",
+                host: "WIN2019",
+                amd64: true,
+                uefi: false,
+            },
+            Release::Server2022 => Facts {
+                product: "Windows Server 2022 Standard",
+                major: 10,
+                minor: 0,
+                build: 20348,
+                installation_type: "Server",
+                edition: "ServerStandard",
+                host: "WIN2022",
+                amd64: true,
+                uefi: true,
+            },
+            Release::Windows10 => Facts {
+                product: "Windows 10 Pro",
+                major: 10,
+                minor: 0,
+                build: 19045,
+                installation_type: "Client",
+                edition: "Professional",
+                host: "DESKTOP-W10",
+                amd64: true,
+                uefi: false,
+            },
+            Release::Windows10x86 => Facts {
+                product: "Windows 10 Pro",
+                major: 10,
+                minor: 0,
+                build: 19045,
+                installation_type: "Client",
+                edition: "Professional",
+                host: "DESKTOP-W10X86",
+                amd64: false,
+                uefi: false,
+            },
+            Release::Windows7 => Facts {
+                product: "Windows 7 Professional",
+                major: 6,
+                minor: 1,
+                build: 7601,
+                installation_type: "Client",
+                edition: "Professional",
+                host: "WIN7-PC",
+                amd64: true,
+                uefi: false,
+            },
         }
     }
 }
@@ -136,7 +157,7 @@ fn utf16_hex(s: &str) -> String {
 
 /// The SOFTWARE hive's `.reg` text for `r`.
 pub fn software_reg(r: Release) -> String {
-    let (product, major, minor, build, itype, edition, _, _, _) = r.facts();
+    let Facts { product, major, minor, build, installation_type: itype, edition, .. } = r.facts();
     format!(
         r#"Windows Registry Editor Version 5.00
 
@@ -183,7 +204,7 @@ pub fn software_reg(r: Release) -> String {
 /// Windows 8 and later the `DriverDatabase` (with one in-box package, as installs have).
 /// Server 2022 keeps its clock in UTC (`RealTimeIsUniversal`=1), the others in local time.
 pub fn system_reg(r: Release) -> String {
-    let (_, major, _, _, _, _, host, _, _) = r.facts();
+    let Facts { major, host, .. } = r.facts();
     let rtc =
         if r == Release::Server2022 { "\"RealTimeIsUniversal\"=dword:00000001\n" } else { "" };
     let mut s = format!(
@@ -312,7 +333,7 @@ pub fn standin(r: Release) -> PathBuf {
 
 /// Builds (or takes from the cache) the stand-in disk for `r` in `state`, as a raw image.
 pub fn standin_in(r: Release, state: State) -> PathBuf {
-    let (_, _, _, _, _, _, _, amd64, uefi) = r.facts();
+    let Facts { amd64, uefi, .. } = r.facts();
     let mut system = system_reg(r);
     if state == State::FastStartup {
         system = system
