@@ -202,22 +202,9 @@ fn read_back(disk: &Path, uefi: bool, dir: &Path) -> ReadBack {
     for n in ["viostor.sys", "vioscsi.sys", "firstboot.cmd"] {
         let _ = std::fs::remove_file(f(n));
     }
-    let out = Command::new("guestfish")
-        .env("LIBGUESTFS_BACKEND", "direct")
-        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
-        .args(["--ro", "-a"])
-        .arg(disk)
-        .args(["-m", part])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(script.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let mut cmd = Command::new("guestfish");
+    cmd.args(["--ro", "-a"]).arg(disk).args(["-m", part]);
+    let out = support::windows::guestfish(cmd, &script);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() || stdout.contains("==end"),

@@ -406,22 +406,9 @@ pub fn standin_in(r: Release, state: State) -> PathBuf {
         )
     };
     let tmp = disk.with_extension("img.part");
-    let out = Command::new("guestfish")
-        .env("LIBGUESTFS_BACKEND", "direct")
-        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
-        .current_dir(w)
-        .args(["-N"])
-        .arg(format!("{}=disk:512M", tmp.display()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(script.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let mut cmd = Command::new("guestfish");
+    cmd.current_dir(w).arg("-N").arg(format!("{}=disk:512M", tmp.display()));
+    let out = guestfish(cmd, &script);
     assert!(
         out.status.success(),
         "guestfish building the {r:?} stand-in: {}",
@@ -444,6 +431,22 @@ fn inf_models(driver: &str) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// Runs `cmd` (a `guestfish` command line, under TCG) with `script` on its standard input.
+pub fn guestfish(mut cmd: Command, script: &str) -> std::process::Output {
+    cmd.env("LIBGUESTFS_BACKEND", "direct")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap()
 }
 
 /// Makes a virtio-win tree in the ISO layout under `root`, for the drivers and os directories
