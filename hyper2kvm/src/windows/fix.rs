@@ -146,6 +146,100 @@ fn no_driver(
     }
 }
 
+/// Copies the storage drivers for `disk_bus` (viostor; with vioscsi for virtio-scsi) and every
+/// other driver the tree has for the guest into `%SystemRoot%\Drivers\VirtIO`, and the storage
+/// ones' `.sys` into `System32\drivers`; sets the NIC model. Returns the storage drivers found.
+fn copy_drivers(
+    g: &Guest,
+    w: &super::WindowsInfo,
+    src: &DriverSource,
+    arch: Arch,
+    disk_bus: DiskBus,
+    out: &mut WindowsFixed,
+) -> Result<Vec<(StorageDriver, DriverFiles)>> {
+    let storage_drivers: &[StorageDriver] =
+        if disk_bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] };
+    let boot: Vec<(StorageDriver, DriverFiles)> = storage_drivers
+        .iter()
+        .filter_map(|d| src.driver(d.name, &w.release, arch).map(|f| (*d, f)))
+        .collect();
+    let mut all: Vec<DriverFiles> = boot.iter().map(|(_, f)| f.clone()).collect();
+    all.extend(PNP_DRIVERS.iter().filter_map(|d| src.driver(d, &w.release, arch)));
+    let sr = w.systemroot.as_str();
+    let drivers_dir = guest_dir(g, sr, "Drivers", &mut out.changes)?;
+    let virtio_dir = guest_dir(g, &drivers_dir, "VirtIO", &mut out.changes)?;
+    for f in &all {
+        copy_files(g, f, &virtio_dir, &mut out.changes)?;
+        out.drivers.push(f.driver.clone());
+    }
+    let sys32_drivers = g
+        .handle()
+        .case_sensitive_path(&format!("{sr}/system32/drivers"))
+        .map_err(|e| gerr("System32\\drivers", e))?;
+    for (_, f) in &boot {
+        out.changes.push(storage::copy_sys(g, f, &sys32_drivers)?);
+    }
+    out.os_dir = boot.first().map(|(_, f)| f.os_dir.clone());
+    if all.iter().any(|f| f.driver.eq_ignore_ascii_case("NetKVM")) {
+        out.nic_model = NicModel::Virtio;
+    } else {
+        out.warnings.push(format!(
+            "virtio-win at {} has no NetKVM driver for this guest: the NIC is an e1000",
+            src.root.display()
+        ));
+    }
+    Ok(boot)
+}
+
+/// Copies the QEMU guest agent's installer for `arch` into `C:\hyper2kvm`, when the tree has
+/// one; its file name.
+fn copy_agent(
+    g: &Guest,
+    src: &DriverSource,
+    arch: Arch,
+    changes: &mut Vec<Change>,
+) -> Result<Option<String>> {
+    let msi = match arch {
+        Arch::Amd64 => "qemu-ga-x86_64.msi",
+        Arch::X86 => "qemu-ga-i386.msi",
+    };
+    let Some(local) = src.top_file("guest-agent", msi) else { return Ok(None) };
+    let dir = guest_dir(g, "/", firstboot::DIR, changes)?;
+    let f = DriverFiles {
+        driver: "qemu-ga".into(),
+        os_dir: "guest-agent".into(),
+        dir: local.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        files: vec![local],
+    };
+    copy_files(g, &f, &dir, changes)?;
+    Ok(Some(msi.to_string()))
+}
+
+/// Writes `C:\hyper2kvm\firstboot.cmd` (recorded when it changes).
+fn write_script(g: &Guest, first: &FirstBoot, changes: &mut Vec<Change>) -> Result<()> {
+    let dir = guest_dir(g, "/", firstboot::DIR, changes)?;
+    let path = format!("{dir}/firstboot.cmd");
+    let script = first.script();
+    let old = g.read_text(&path)?;
+    if old.as_deref() != Some(script.as_str()) {
+        g.write(&path, script.as_bytes())?;
+        changes.push(Change { fixer: FIXER, action: "create", file: path, old, new: Some(script) });
+    }
+    Ok(())
+}
+
+/// Appends [`VIRTIO_DIR`] to the SOFTWARE hive's `DevicePath` unless it is there.
+fn append_device_path(g: &Guest, software: &str) -> Result<Vec<Change>> {
+    let mut hive = Hive::open(g, software, "HKLM\\SOFTWARE")?;
+    let key = ["Microsoft", "Windows", "CurrentVersion"];
+    let current = hive.string(&key, "DevicePath").unwrap_or_else(|| "%SystemRoot%\\inf".into());
+    if !current.split(';').any(|p| p.eq_ignore_ascii_case(VIRTIO_DIR)) {
+        let new = format!("{};{VIRTIO_DIR}", current.trim_end_matches(';'));
+        hive.set(&key, "DevicePath", RegValue::ExpandSz(new))?;
+    }
+    hive.commit()
+}
+
 /// Prepares the Windows guest inspected as `insp` (its filesystems mounted, writable).
 pub fn fix_windows(
     g: &Guest,
@@ -192,62 +286,17 @@ pub fn fix_windows(
         out.disk_bus = DiskBus::Sata;
         virtio = false;
     }
-    let h = g.handle();
-    let sr = w.systemroot.as_str();
-    let mut boot: Vec<(StorageDriver, DriverFiles)> = Vec::new();
+    let mut boot = Vec::new();
     let mut first = FirstBoot { driver_dir: None, agent_msi: None, uninstall: Vec::new() };
     if virtio && let (Some(src), Some(a)) = (opts.source, arch) {
-        let storage_drivers: &[StorageDriver] =
-            if opts.disk_bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] };
-        let mut pnp: Vec<DriverFiles> = Vec::new();
-        for d in storage_drivers {
-            if let Some(f) = find(d.name) {
-                pnp.push(f.clone());
-                boot.push((*d, f));
-            }
-        }
-        pnp.extend(PNP_DRIVERS.iter().filter_map(|d| find(d)));
-        let drivers_dir = guest_dir(g, sr, "Drivers", &mut out.changes)?;
-        let virtio_dir = guest_dir(g, &drivers_dir, "VirtIO", &mut out.changes)?;
-        for f in &pnp {
-            copy_files(g, f, &virtio_dir, &mut out.changes)?;
-            out.drivers.push(f.driver.clone());
-        }
-        let sys32_drivers = h
-            .case_sensitive_path(&format!("{sr}/system32/drivers"))
-            .map_err(|e| gerr("System32\\drivers", e))?;
-        for (_, f) in &boot {
-            out.changes.push(storage::copy_sys(g, f, &sys32_drivers)?);
-        }
-        out.os_dir = boot.first().map(|(_, f)| f.os_dir.clone());
-        if pnp.iter().any(|f| f.driver.eq_ignore_ascii_case("NetKVM")) {
-            out.nic_model = NicModel::Virtio;
-        } else {
-            out.warnings.push(format!(
-                "virtio-win at {} has no NetKVM driver for this guest: the NIC is an e1000",
-                src.root.display()
-            ));
-        }
+        boot = copy_drivers(g, w, src, a, opts.disk_bus, &mut out)?;
         first.driver_dir = Some(VIRTIO_DIR.to_string());
-        let msi = match a {
-            Arch::Amd64 => "qemu-ga-x86_64.msi",
-            Arch::X86 => "qemu-ga-i386.msi",
-        };
-        if let Some(local) = src.top_file("guest-agent", msi) {
-            let dir = guest_dir(g, "/", firstboot::DIR, &mut out.changes)?;
-            let f = DriverFiles {
-                driver: "qemu-ga".into(),
-                os_dir: "guest-agent".into(),
-                dir: local.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
-                files: vec![local],
-            };
-            copy_files(g, &f, &dir, &mut out.changes)?;
-            first.agent_msi = Some(msi.to_string());
-        }
+        first.agent_msi = copy_agent(g, src, a, &mut out.changes)?;
     }
     if opts.remove_vmware_tools {
         first.uninstall = w.vmware_tools.iter().filter_map(|t| t.product_code.clone()).collect();
     }
+    let h = g.handle();
     let system = h
         .inspect_get_windows_system_hive(&insp.root_device)
         .map_err(|e| gerr("the SYSTEM hive", e))?;
@@ -264,34 +313,14 @@ pub fn fix_windows(
     }
     out.changes.extend(hive.commit()?);
     if !first.is_empty() {
-        let dir = guest_dir(g, "/", firstboot::DIR, &mut out.changes)?;
-        let path = format!("{dir}/firstboot.cmd");
-        let script = first.script();
-        let old = g.read_text(&path)?;
-        if old.as_deref() != Some(script.as_str()) {
-            g.write(&path, script.as_bytes())?;
-            out.changes.push(Change {
-                fixer: FIXER,
-                action: "create",
-                file: path,
-                old,
-                new: Some(script),
-            });
-        }
+        write_script(g, &first, &mut out.changes)?;
     }
     if first.driver_dir.is_some() {
         let software = h
             .inspect_get_windows_software_hive(&insp.root_device)
             .map_err(|e| gerr("the SOFTWARE hive", e))?;
         backup(g, &software, opts.backup)?;
-        let mut hive = Hive::open(g, &software, "HKLM\\SOFTWARE")?;
-        let key = ["Microsoft", "Windows", "CurrentVersion"];
-        let current = hive.string(&key, "DevicePath").unwrap_or_else(|| "%SystemRoot%\\inf".into());
-        if !current.split(';').any(|p| p.eq_ignore_ascii_case(VIRTIO_DIR)) {
-            let new = format!("{};{VIRTIO_DIR}", current.trim_end_matches(';'));
-            hive.set(&key, "DevicePath", RegValue::ExpandSz(new))?;
-        }
-        out.changes.extend(hive.commit()?);
+        out.changes.extend(append_device_path(g, &software)?);
     }
     Ok(out)
 }
