@@ -696,3 +696,45 @@ fn a_windows_manifest_runs_the_same_preparation_with_hive_backups() {
         assert!(back.config_dir.contains(&f.to_string()), "{f}: {:?}", back.config_dir);
     }
 }
+
+/// `convert --dry-run` says which drivers a Windows guest would get, or that it would be
+/// refused, and writes nothing (not even the ISO's scratch copy).
+#[test]
+fn a_dry_run_plans_the_windows_drivers_or_says_it_would_refuse() {
+    let t = support::scratch();
+    let tree = t.path().join("virtio-win");
+    support::windows::virtio_win_tree(
+        &tree,
+        &[("viostor", "w10", "amd64"), ("NetKVM", "w10", "amd64")],
+    );
+    let iso = t.path().join("virtio-win.iso");
+    support::windows::virtio_win_iso(&tree, &iso);
+    let disk = standin(Release::Windows10);
+    let out = t.path().join("out");
+    let run = |args: &[&str]| {
+        let o = hyper2kvm()
+            .env_remove("VIRTIO_WIN")
+            .arg("convert")
+            .arg(&disk)
+            .arg("-o")
+            .arg(&out)
+            .arg("--dry-run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_nothing_written(&out);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let plan = run(&["--virtio-win", &iso.display().to_string()]);
+    assert!(
+        plan.contains("would install the virtio drivers viostor (w10), NetKVM (w10)"),
+        "{plan}"
+    );
+    assert!(plan.contains("would disable VMTools, vmci"), "{plan}");
+    let x86 = t.path().join("x86-only");
+    support::windows::virtio_win_tree(&x86, &[("viostor", "w10", "x86")]);
+    let plan = run(&["--virtio-win", &x86.display().to_string()]);
+    assert!(plan.contains("would be refused: virtio-win at"), "{plan}");
+    assert!(plan.contains("has no viostor driver for w10 (amd64)"), "{plan}");
+}

@@ -342,14 +342,6 @@ fn fix_outputs(
             return Err(Error::new(ErrorKind::Unsupported, why));
         }
         if insp.os_type == "windows" && insp.windows.is_some() {
-            if fix.dry_run {
-                let w = "dry run: the Windows changes are not planned in detail".to_string();
-                return Ok(FixOutcome {
-                    guest: Some(insp),
-                    warnings: vec![w],
-                    ..Default::default()
-                });
-            }
             let env = |k: &str| std::env::var(k).ok();
             let src =
                 crate::windows::DriverSource::locate(fix.virtio_win.as_deref(), &env, scratch)?;
@@ -360,6 +352,16 @@ fn fix_outputs(
                 backup: fix.backup,
                 remove_vmware_tools: fix.remove_vmware_tools,
             };
+            if fix.dry_run {
+                let w = "fixes are off: the Windows guest was not given virtio drivers and may \
+                         not boot from a virtio disk"
+                    .to_string();
+                return Ok(FixOutcome {
+                    guest: Some(insp),
+                    warnings: vec![w],
+                    ..Default::default()
+                });
+            }
             let done = crate::windows::fix_windows(&g, &insp, &opts)?;
             return Ok(FixOutcome {
                 guest: Some(insp),

@@ -14,9 +14,12 @@ use crate::fix::{Change, FixOptions, fix_linux};
 use crate::guest::inspect::{Inspection, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
+use crate::libvirt::DiskBus;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::CancelToken;
 use crate::qemu_img::{self, BlockSpec};
+use crate::windows::fix::plan_windows;
+use crate::windows::{DriverSource, WindowsFixOptions};
 
 /// The result of inspecting an input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +31,10 @@ pub struct InspectReport {
     /// The changes the fixers would make (only for a dry run of a conversion).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub planned_changes: Vec<Change>,
+    /// What would be done that is not a file change (a Windows guest's drivers, or why it
+    /// would be refused), for a dry run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan_notes: Vec<String>,
 }
 
 /// Removes a directory when dropped.
@@ -94,14 +101,26 @@ pub fn inspect_and_plan(
     let g = Guest::open(&attached, &opts)?;
     let guest = inspect(&g, &dir)?;
     let mut planned_changes = Vec::new();
-    if let (Some(fix), Some(insp)) = (fix, &guest)
-        && insp.os_type == "linux"
-    {
-        let plan = FixOptions { dry_run: true, ..fix.clone() };
-        planned_changes = fix_linux(&g, insp, &plan, &dir)?;
+    let mut plan_notes = Vec::new();
+    if let (Some(fix), Some(insp)) = (fix, &guest) {
+        if insp.os_type == "linux" {
+            let plan = FixOptions { dry_run: true, ..fix.clone() };
+            planned_changes = fix_linux(&g, insp, &plan, &dir)?;
+        } else if insp.windows.is_some() {
+            let env = |k: &str| std::env::var(k).ok();
+            let src = DriverSource::locate(fix.virtio_win.as_deref(), &env, &dir)?;
+            let opts = WindowsFixOptions {
+                source: src.as_ref(),
+                disk_bus: DiskBus::default(),
+                allow_no_virtio: fix.allow_no_virtio,
+                backup: fix.backup,
+                remove_vmware_tools: fix.remove_vmware_tools,
+            };
+            plan_notes = plan_windows(insp, &opts)?;
+        }
     }
     g.close()?;
-    Ok(InspectReport { input: probed, guest, planned_changes })
+    Ok(InspectReport { input: probed, guest, planned_changes, plan_notes })
 }
 
 /// Inspects each input in turn (each one guest), with the default options; stops at the first

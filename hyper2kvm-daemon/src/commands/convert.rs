@@ -175,6 +175,9 @@ fn dry_run(args: &ConvertArgs, fix: &FixOptions) -> ExitCode {
                 );
             } else {
                 print_changes(&report.planned_changes);
+                for n in &report.plan_notes {
+                    println!("plan: {n}");
+                }
                 println!("dry run: nothing written");
             }
             ExitCode::SUCCESS

@@ -146,6 +146,9 @@ fn dry_run(run: &ManifestRun, as_json: bool) -> ExitCode {
         for c in vm.plan.inspection.iter().flat_map(|i| &i.planned_changes) {
             println!("{prefix}Would change: {} {} {}", c.fixer, c.action, c.file);
         }
+        for n in vm.plan.inspection.iter().flat_map(|i| &i.plan_notes) {
+            println!("{prefix}Plan: {n}");
+        }
     }
     for id in &plan.skipped {
         println!("[{id}] Would skip: enabled is false");

@@ -240,6 +240,81 @@ fn append_device_path(g: &Guest, software: &str) -> Result<Vec<Change>> {
     hive.commit()
 }
 
+/// The storage driver the domain's bus needs.
+fn required_driver(bus: DiskBus) -> Option<StorageDriver> {
+    match bus {
+        DiskBus::VirtioBlk => Some(VIOSTOR),
+        DiskBus::VirtioScsi => Some(VIOSCSI),
+        DiskBus::Sata => None,
+    }
+}
+
+/// Whether the boot driver for the domain's bus is available: `Ok(None)` when it is (or none
+/// is needed), the refusal when it is not, or with `allow_no_virtio` the warning that the
+/// guest keeps SATA and e1000.
+fn boot_driver_check(
+    insp: &Inspection,
+    w: &super::WindowsInfo,
+    opts: &WindowsFixOptions<'_>,
+) -> Result<Option<String>> {
+    let arch = Arch::from_inspection(&insp.arch);
+    let Some(d) = required_driver(opts.disk_bus) else { return Ok(None) };
+    if let (Some(s), Some(a)) = (opts.source, arch)
+        && s.find(d.name, &w.release, a).is_some()
+    {
+        return Ok(None);
+    }
+    let why = no_driver(insp, w, opts.source, arch, &d);
+    if !opts.allow_no_virtio {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{why}: the guest could not boot from a virtio disk (stop 0x7B); use \
+                 --allow-no-virtio to convert it with SATA disks and an e1000 NIC"
+            ),
+        ));
+    }
+    Ok(Some(format!("{why}: keeping SATA disks and an e1000 NIC (--allow-no-virtio)")))
+}
+
+/// What [`fix_windows`] would do, as lines for a dry run's plan (a refusal included: a plan
+/// only reports it, since the manifest's inspect-only runs plan too).
+pub fn plan_windows(insp: &Inspection, opts: &WindowsFixOptions<'_>) -> Result<Vec<String>> {
+    let w = insp.windows.as_ref().ok_or_else(|| {
+        Error::new(ErrorKind::Unsupported, "not a Windows guest (no Windows registry found)")
+    })?;
+    match boot_driver_check(insp, w, opts) {
+        Ok(None) => {}
+        Ok(Some(warning)) => return Ok(vec![warning]),
+        Err(e) => return Ok(vec![format!("Windows: converting with fixes would be refused: {e}")]),
+    }
+    let mut lines = Vec::new();
+    if let (Some(src), Some(a)) = (opts.source, Arch::from_inspection(&insp.arch)) {
+        let bus = opts.disk_bus;
+        let storage: &[StorageDriver] =
+            if bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] };
+        let found: Vec<String> = storage
+            .iter()
+            .map(|d| d.name)
+            .chain(PNP_DRIVERS)
+            .filter_map(|d| src.find(d, &w.release, a))
+            .map(|f| format!("{} ({})", f.driver, f.os_dir))
+            .collect();
+        lines.push(format!(
+            "Windows: would install the virtio drivers {} from {} into {VIRTIO_DIR}",
+            found.join(", "),
+            src.root.display()
+        ));
+    }
+    if opts.remove_vmware_tools && !w.vmware_services.is_empty() {
+        lines.push(format!(
+            "Windows: would disable {} and uninstall VMware Tools at first boot",
+            w.vmware_services.join(", ")
+        ));
+    }
+    Ok(lines)
+}
+
 /// Prepares the Windows guest inspected as `insp` (its filesystems mounted, writable).
 pub fn fix_windows(
     g: &Guest,
@@ -250,15 +325,6 @@ pub fn fix_windows(
         Error::new(ErrorKind::Unsupported, "not a Windows guest (no Windows registry found)")
     })?;
     let arch = Arch::from_inspection(&insp.arch);
-    let required = match opts.disk_bus {
-        DiskBus::VirtioBlk => Some(VIOSTOR),
-        DiskBus::VirtioScsi => Some(VIOSCSI),
-        DiskBus::Sata => None,
-    };
-    let find = |name: &str| match (opts.source, arch) {
-        (Some(s), Some(a)) => s.driver(name, &w.release, a),
-        _ => None,
-    };
     let mut out = WindowsFixed {
         os_dir: None,
         disk_bus: opts.disk_bus,
@@ -267,25 +333,14 @@ pub fn fix_windows(
         changes: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut virtio = true;
-    if let Some(d) = &required
-        && find(d.name).is_none()
-    {
-        let why = no_driver(insp, w, opts.source, arch, d);
-        if !opts.allow_no_virtio {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "{why}: the guest could not boot from a virtio disk (stop 0x7B); use \
-                     --allow-no-virtio to convert it with SATA disks and an e1000 NIC"
-                ),
-            ));
+    let virtio = match boot_driver_check(insp, w, opts)? {
+        None => true,
+        Some(warning) => {
+            out.warnings.push(warning);
+            out.disk_bus = DiskBus::Sata;
+            false
         }
-        out.warnings
-            .push(format!("{why}: keeping SATA disks and an e1000 NIC (--allow-no-virtio)"));
-        out.disk_bus = DiskBus::Sata;
-        virtio = false;
-    }
+    };
     let mut boot = Vec::new();
     let mut first = FirstBoot { driver_dir: None, agent_msi: None, uninstall: Vec::new() };
     if virtio && let (Some(src), Some(a)) = (opts.source, arch) {

@@ -255,8 +255,15 @@ impl DriverSource {
         }
     }
 
-    /// The regular files (no `.pdb`) of `<driver>/<os>/<arch>`, copied out of an ISO.
-    fn files_in(&self, driver: &str, os: &str, arch: Arch) -> Option<(PathBuf, Vec<PathBuf>)> {
+    /// The regular files (no `.pdb`) of `<driver>/<os>/<arch>`, copied out of an ISO when
+    /// `extract` is set (else only where they would go).
+    fn files_in(
+        &self,
+        driver: &str,
+        os: &str,
+        arch: Arch,
+        extract: bool,
+    ) -> Option<(PathBuf, Vec<PathBuf>)> {
         let mut rel = self.prefix();
         rel.extend([driver, os, arch.dir()]);
         if let Some(t) = &self.iso {
@@ -272,11 +279,15 @@ impl DriverSource {
                 return None;
             }
             let local = rel.iter().fold(t.scratch.clone(), |p, part| p.join(part));
-            std::fs::create_dir_all(&local).ok()?;
+            if extract {
+                std::fs::create_dir_all(&local).ok()?;
+            }
             let mut files = Vec::new();
             for e in entries {
                 let dest = local.join(&e.name);
-                t.image.extract(&e, &dest).ok()?;
+                if extract {
+                    t.image.extract(&e, &dest).ok()?;
+                }
                 files.push(dest);
             }
             files.sort();
@@ -308,8 +319,24 @@ impl DriverSource {
         release: &WindowsRelease,
         arch: Arch,
     ) -> Option<DriverFiles> {
+        self.lookup(driver, release, arch, true)
+    }
+
+    /// Which files [`driver`](Self::driver) would give, without copying anything out of an
+    /// ISO (for plans and dry runs).
+    pub fn find(&self, driver: &str, release: &WindowsRelease, arch: Arch) -> Option<DriverFiles> {
+        self.lookup(driver, release, arch, false)
+    }
+
+    fn lookup(
+        &self,
+        driver: &str,
+        release: &WindowsRelease,
+        arch: Arch,
+        extract: bool,
+    ) -> Option<DriverFiles> {
         release.os_dirs().into_iter().find_map(|os| {
-            let (dir, files) = self.files_in(driver, os, arch)?;
+            let (dir, files) = self.files_in(driver, os, arch, extract)?;
             Some(DriverFiles { driver: driver.to_string(), os_dir: os.to_string(), dir, files })
         })
     }
@@ -445,7 +472,10 @@ mod tests {
         std::fs::create_dir(&scratch).unwrap();
         let src = DriverSource::open(&iso, &scratch).unwrap();
         assert_eq!(src.layout, Layout::Iso);
+        let planned = src.find("viostor", &W2019, Arch::Amd64).unwrap();
+        assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "find copies nothing");
         let d = src.driver("viostor", &W2019, Arch::Amd64).unwrap();
+        assert_eq!(d, planned, "the same files, now copied");
         assert_eq!(d.os_dir, "2k12R2", "mixed-case Joliet names");
         assert_eq!(d.files.len(), 1, "no .pdb: {:?}", d.files);
         assert_eq!(std::fs::read(&d.files[0]).unwrap(), vec![7u8; 5000], "the file's bytes");
