@@ -311,7 +311,7 @@ struct FixOutcome {
     warnings: Vec<String>,
     fstab: Option<FstabBeforeAfter>,
     /// For a Windows guest: the disk bus and NIC model it has drivers for.
-    windows: Option<crate::windows::WindowsFixed>,
+    devices: Option<(crate::libvirt::DiskBus, crate::libvirt::NicModel)>,
 }
 
 /// Inspects and fixes the guest on our converted (not yet renamed) outputs; `disk_bus` is
@@ -342,16 +342,8 @@ fn fix_outputs(
             return Err(Error::new(ErrorKind::Unsupported, why));
         }
         if insp.os_type == "windows" && insp.windows.is_some() {
-            let env = |k: &str| std::env::var(k).ok();
-            let src =
-                crate::windows::DriverSource::locate(fix.virtio_win.as_deref(), &env, scratch)?;
-            let opts = crate::windows::WindowsFixOptions {
-                source: src.as_ref(),
-                disk_bus,
-                allow_no_virtio: fix.allow_no_virtio,
-                backup: fix.backup,
-                remove_vmware_tools: fix.remove_vmware_tools,
-            };
+            let src = crate::windows::fix::driver_source(fix, scratch)?;
+            let opts = crate::windows::WindowsFixOptions::from_fix(fix, src.as_ref(), disk_bus);
             if fix.dry_run {
                 let w = "fixes are off: the Windows guest was not given virtio drivers and may \
                          not boot from a virtio disk"
@@ -365,10 +357,10 @@ fn fix_outputs(
             let done = crate::windows::fix_windows(&g, &insp, &opts)?;
             return Ok(FixOutcome {
                 guest: Some(insp),
-                changes: done.changes.clone(),
-                warnings: done.warnings.clone(),
+                changes: done.changes,
+                warnings: done.warnings,
                 fstab: None,
-                windows: Some(done),
+                devices: Some((done.disk_bus, done.nic_model)),
             });
         }
         if insp.os_type != "linux" {
@@ -635,7 +627,7 @@ pub(crate) fn execute(
     convert_all(jobs, &qopts, parallel, progress, cancel)?;
     let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
     let mut fstab = None;
-    let mut windows = None;
+    let mut devices = None;
     if let Some(fix) = &opts.fix {
         if cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
@@ -650,7 +642,7 @@ pub(crate) fn execute(
         let out = fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab, bus)?;
         log::info!("guest fixed ({} changes)", out.changes.len());
         (guest, changes, warnings, fstab) = (out.guest, out.changes, out.warnings, out.fstab);
-        windows = out.windows;
+        devices = out.devices;
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
     }
     let mut checks = Vec::new();
@@ -688,9 +680,9 @@ pub(crate) fn execute(
         Some(dopts) => {
             // A Windows guest gets only the devices it now has drivers for.
             let mut dopts = dopts.clone();
-            if let Some(w) = &windows {
-                dopts.disk_bus = w.disk_bus;
-                dopts.nic_model = w.nic_model;
+            if let Some((bus, nic)) = devices {
+                dopts.disk_bus = bus;
+                dopts.nic_model = nic;
             }
             Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, &dopts)?)
         }

@@ -18,8 +18,8 @@ use crate::libvirt::DiskBus;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::CancelToken;
 use crate::qemu_img::{self, BlockSpec};
-use crate::windows::fix::plan_windows;
-use crate::windows::{DriverSource, WindowsFixOptions};
+use crate::windows::WindowsFixOptions;
+use crate::windows::fix::{driver_source, plan_windows};
 
 /// The result of inspecting an input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,15 +107,8 @@ pub fn inspect_and_plan(
             let plan = FixOptions { dry_run: true, ..fix.clone() };
             planned_changes = fix_linux(&g, insp, &plan, &dir)?;
         } else if insp.windows.is_some() {
-            let env = |k: &str| std::env::var(k).ok();
-            let src = DriverSource::locate(fix.virtio_win.as_deref(), &env, &dir)?;
-            let opts = WindowsFixOptions {
-                source: src.as_ref(),
-                disk_bus: DiskBus::default(),
-                allow_no_virtio: fix.allow_no_virtio,
-                backup: fix.backup,
-                remove_vmware_tools: fix.remove_vmware_tools,
-            };
+            let src = driver_source(fix, &dir)?;
+            let opts = WindowsFixOptions::from_fix(fix, src.as_ref(), DiskBus::default());
             plan_notes = plan_windows(insp, &opts)?;
         }
     }

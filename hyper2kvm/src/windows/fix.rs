@@ -22,7 +22,9 @@ use super::registry::{Hive, RegValue};
 use super::storage::{self, StorageDriver, VIOSCSI, VIOSTOR};
 use super::virtio_win::{Arch, DriverFiles, DriverSource};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fix::Change;
+use std::path::Path;
+
+use crate::fix::{Change, FixOptions};
 use crate::guest::Guest;
 use crate::guest::inspect::Inspection;
 use crate::libvirt::{DiskBus, NicModel};
@@ -157,9 +159,7 @@ fn copy_drivers(
     disk_bus: DiskBus,
     out: &mut WindowsFixed,
 ) -> Result<Vec<(StorageDriver, DriverFiles)>> {
-    let storage_drivers: &[StorageDriver] =
-        if disk_bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] };
-    let boot: Vec<(StorageDriver, DriverFiles)> = storage_drivers
+    let boot: Vec<(StorageDriver, DriverFiles)> = storage_drivers(disk_bus)
         .iter()
         .filter_map(|d| src.driver(d.name, &w.release, arch).map(|f| (*d, f)))
         .collect();
@@ -249,6 +249,39 @@ fn required_driver(bus: DiskBus) -> Option<StorageDriver> {
     }
 }
 
+/// The storage drivers installed for the domain's bus: viostor always (when the tree has it),
+/// vioscsi too for virtio-scsi.
+fn storage_drivers(bus: DiskBus) -> &'static [StorageDriver] {
+    if bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] }
+}
+
+/// The Windows part of an inspection, or the error for a guest without one.
+fn windows_of(insp: &Inspection) -> Result<&super::WindowsInfo> {
+    insp.windows.as_ref().ok_or_else(|| {
+        Error::new(ErrorKind::Unsupported, "not a Windows guest (no Windows registry found)")
+    })
+}
+
+/// The drivers for a conversion with `fix`: `fix.virtio_win`, else `VIRTIO_WIN`, else the
+/// defaults ([`DriverSource::locate`]); ISO files extract under `scratch`.
+pub fn driver_source(fix: &FixOptions, scratch: &Path) -> Result<Option<DriverSource>> {
+    let env = |k: &str| std::env::var(k).ok();
+    DriverSource::locate(fix.virtio_win.as_deref(), &env, scratch)
+}
+
+impl<'a> WindowsFixOptions<'a> {
+    /// The Windows choices of `fix`, with the drivers of `source`, for a domain on `disk_bus`.
+    pub fn from_fix(fix: &FixOptions, source: Option<&'a DriverSource>, disk_bus: DiskBus) -> Self {
+        WindowsFixOptions {
+            source,
+            disk_bus,
+            allow_no_virtio: fix.allow_no_virtio,
+            backup: fix.backup,
+            remove_vmware_tools: fix.remove_vmware_tools,
+        }
+    }
+}
+
 /// Whether the boot driver for the domain's bus is available: `Ok(None)` when it is (or none
 /// is needed), the refusal when it is not, or with `allow_no_virtio` the warning that the
 /// guest keeps SATA and e1000.
@@ -280,9 +313,7 @@ fn boot_driver_check(
 /// What [`fix_windows`] would do, as lines for a dry run's plan (a refusal included: a plan
 /// only reports it, since the manifest's inspect-only runs plan too).
 pub fn plan_windows(insp: &Inspection, opts: &WindowsFixOptions<'_>) -> Result<Vec<String>> {
-    let w = insp.windows.as_ref().ok_or_else(|| {
-        Error::new(ErrorKind::Unsupported, "not a Windows guest (no Windows registry found)")
-    })?;
+    let w = windows_of(insp)?;
     match boot_driver_check(insp, w, opts) {
         Ok(None) => {}
         Ok(Some(warning)) => return Ok(vec![warning]),
@@ -290,10 +321,7 @@ pub fn plan_windows(insp: &Inspection, opts: &WindowsFixOptions<'_>) -> Result<V
     }
     let mut lines = Vec::new();
     if let (Some(src), Some(a)) = (opts.source, Arch::from_inspection(&insp.arch)) {
-        let bus = opts.disk_bus;
-        let storage: &[StorageDriver] =
-            if bus == DiskBus::VirtioScsi { &[VIOSTOR, VIOSCSI] } else { &[VIOSTOR] };
-        let found: Vec<String> = storage
+        let found: Vec<String> = storage_drivers(opts.disk_bus)
             .iter()
             .map(|d| d.name)
             .chain(PNP_DRIVERS)
@@ -321,9 +349,7 @@ pub fn fix_windows(
     insp: &Inspection,
     opts: &WindowsFixOptions<'_>,
 ) -> Result<WindowsFixed> {
-    let w = insp.windows.as_ref().ok_or_else(|| {
-        Error::new(ErrorKind::Unsupported, "not a Windows guest (no Windows registry found)")
-    })?;
+    let w = windows_of(insp)?;
     let arch = Arch::from_inspection(&insp.arch);
     let mut out = WindowsFixed {
         os_dir: None,
