@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::appliance::{self, Container};
+use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::{Change, FixOptions, fix_linux};
 use crate::formats::vhd;
@@ -156,6 +157,8 @@ pub struct ConvertReport {
     pub checks: Vec<CheckReport>,
     /// The boot test, when one ran.
     pub boot_test: Option<BootTestResult>,
+    /// The boot-chain verifier's answer on the converted guest (Linux guests, fixes on).
+    pub boot_verdict: Option<Verdict>,
 }
 
 /// The domain written by [`convert`].
@@ -312,10 +315,25 @@ struct FixOutcome {
     fstab: Option<FstabBeforeAfter>,
     /// For a Windows guest: the disk bus and NIC model it has drivers for.
     devices: Option<(crate::libvirt::DiskBus, crate::libvirt::NicModel)>,
+    /// The boot-chain verifier's answer on the fixed guest.
+    verdict: Option<Verdict>,
+    /// The MACs the guest's network configuration names, for a source that names none.
+    guest_macs: Vec<String>,
 }
 
-/// Inspects and fixes the guest on our converted (not yet renamed) outputs; `disk_bus` is
-/// the bus the domain will use (a Windows guest gets the driver for it).
+/// What the boot-chain verifier checks against for the domain's disk bus.
+pub(crate) fn boot_target(bus: crate::libvirt::DiskBus, macs: Vec<String>) -> Target {
+    match bus {
+        crate::libvirt::DiskBus::VirtioBlk => Target::virtio_blk(macs),
+        crate::libvirt::DiskBus::VirtioScsi => Target::virtio_scsi(macs),
+        crate::libvirt::DiskBus::Sata => Target::sata(macs),
+    }
+}
+
+/// Inspects and fixes the guest on our converted (not yet renamed) outputs, then verifies its
+/// boot chain; `disk_bus` is the bus the domain will use (a Windows guest gets the driver for
+/// it) and `source_macs` the NICs' MACs the source named (the guest's own are used when it
+/// named none). A Linux guest that would not boot after the fixes fails here.
 fn fix_outputs(
     disks: &[GuestDisk],
     scratch: &Path,
@@ -323,6 +341,7 @@ fn fix_outputs(
     guest_opts: &GuestOptions,
     print_fstab: bool,
     disk_bus: crate::libvirt::DiskBus,
+    source_macs: &[String],
 ) -> Result<FixOutcome> {
     let g = Guest::open(disks, &GuestOptions { writable: !fix.dry_run, ..guest_opts.clone() })?;
     let result = (|| {
@@ -361,6 +380,7 @@ fn fix_outputs(
                 warnings: done.warnings,
                 fstab: None,
                 devices: Some((done.disk_bus, done.nic_model)),
+                ..Default::default()
             });
         }
         if insp.os_type != "linux" {
@@ -368,6 +388,9 @@ fn fix_outputs(
             return Ok(FixOutcome { guest: Some(insp), warnings: vec![w], ..Default::default() });
         }
         let before = if print_fstab { g.read_text("/etc/fstab")? } else { None };
+        // Read before the fixers remove the MAC pinning.
+        let guest_macs =
+            if source_macs.is_empty() { bootchain::guest_macs(&g)? } else { Vec::new() };
         let changes = fix_linux(&g, &insp, fix, scratch)?;
         let fstab = match before {
             Some(before) => {
@@ -376,7 +399,28 @@ fn fix_outputs(
             }
             None => None,
         };
-        Ok(FixOutcome { guest: Some(insp), changes, fstab, ..Default::default() })
+        let macs = if source_macs.is_empty() { guest_macs.clone() } else { source_macs.to_vec() };
+        let verdict = bootchain::verify(&g, &insp, &boot_target(disk_bus, macs), scratch)?;
+        let mut warnings = Vec::new();
+        if !verdict.will_boot {
+            if !fix.dry_run {
+                return Err(verdict.into_error());
+            }
+            // Fixes were turned off: the guest is converted as it is, and said not to boot.
+            warnings.push(format!(
+                "fixes are off and the converted guest will not boot on KVM: {}",
+                verdict.line()
+            ));
+        }
+        Ok(FixOutcome {
+            guest: Some(insp),
+            changes,
+            fstab,
+            warnings,
+            verdict: Some(verdict),
+            guest_macs,
+            ..Default::default()
+        })
     })();
     let closed = g.close();
     let out = result?;
@@ -501,6 +545,7 @@ pub fn convert(
         domain: done.domain,
         checks: done.checks,
         boot_test: done.boot_test,
+        boot_verdict: done.verdict,
     })
 }
 
@@ -514,6 +559,7 @@ pub(crate) struct Executed {
     pub checks: Vec<CheckReport>,
     pub boot_test: Option<BootTestResult>,
     pub fstab: Option<FstabBeforeAfter>,
+    pub verdict: Option<Verdict>,
     /// The boot disk's (temporary, final) names until it is published.
     pub unpublished: Option<(PathBuf, PathBuf)>,
 }
@@ -602,7 +648,7 @@ fn convert_all(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     jobs: &[Job],
-    desc: VmDescription,
+    mut desc: VmDescription,
     out_dir: &Path,
     opts: &ConvertOptions,
     parallel: usize,
@@ -628,6 +674,7 @@ pub(crate) fn execute(
     let (mut guest, mut changes, mut warnings) = (None, Vec::new(), Vec::new());
     let mut fstab = None;
     let mut devices = None;
+    let mut verdict = None;
     if let Some(fix) = &opts.fix {
         if cancel.is_cancelled() {
             return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
@@ -639,10 +686,22 @@ pub(crate) fn execute(
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 0, total: 1 });
         log::info!("converted; inspecting and fixing the guest");
         let bus = opts.domain.as_ref().map(|d| d.disk_bus).unwrap_or_default();
-        let out = fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab, bus)?;
+        let source_macs: Vec<String> = desc.nics.iter().filter_map(|n| n.mac.clone()).collect();
+        let out =
+            fix_outputs(&disks, out_dir, fix, &opts.guest, opts.print_fstab, bus, &source_macs)?;
         log::info!("guest fixed ({} changes)", out.changes.len());
         (guest, changes, warnings, fstab) = (out.guest, out.changes, out.warnings, out.fstab);
         devices = out.devices;
+        verdict = out.verdict;
+        if desc.nics.is_empty() {
+            // The source said nothing about NICs: the domain's keep the MACs the guest's own
+            // configuration is written for.
+            desc.nics = out
+                .guest_macs
+                .into_iter()
+                .map(|m| crate::libvirt::SourceNic { mac: Some(m), network: None })
+                .collect();
+        }
         progress(&Progress { stage: "fix".into(), item: "guest".into(), done: 1, total: 1 });
     }
     let mut checks = Vec::new();
@@ -747,6 +806,7 @@ pub(crate) fn execute(
         checks,
         boot_test: boot,
         fstab,
+        verdict,
         unpublished: Some((jobs[0].temp_path.clone(), jobs[0].final_path.clone())),
     })
 }

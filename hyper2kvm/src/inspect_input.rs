@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::{Change, FixOptions, fix_linux};
 use crate::guest::inspect::{Inspection, inspect};
@@ -35,6 +36,10 @@ pub struct InspectReport {
     /// would be refused), for a dry run.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan_notes: Vec<String>,
+    /// Will the guest boot on KVM (virtio-blk, the source's NICs) as it is? The boot-chain
+    /// verifier on the source, read-only; Linux guests only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_verdict: Option<Verdict>,
 }
 
 /// Removes a directory when dropped.
@@ -100,6 +105,19 @@ pub fn inspect_and_plan(
     let opts = GuestOptions { writable: false, ..guest_opts.clone() };
     let g = Guest::open(&attached, &opts)?;
     let guest = inspect(&g, &dir)?;
+    let boot_verdict = match &guest {
+        Some(insp) if insp.os_type == "linux" => {
+            let mut macs: Vec<String> = match &probed {
+                Probed::Appliance(a) => a.ovf.nics.iter().filter_map(|n| n.mac.clone()).collect(),
+                Probed::Disk(_) => Vec::new(),
+            };
+            if macs.is_empty() {
+                macs = bootchain::guest_macs(&g)?;
+            }
+            Some(bootchain::verify(&g, insp, &Target::virtio_blk(macs), &dir)?)
+        }
+        _ => None,
+    };
     let mut planned_changes = Vec::new();
     let mut plan_notes = Vec::new();
     if let (Some(fix), Some(insp)) = (fix, &guest) {
@@ -113,7 +131,7 @@ pub fn inspect_and_plan(
         }
     }
     g.close()?;
-    Ok(InspectReport { input: probed, guest, planned_changes, plan_notes })
+    Ok(InspectReport { input: probed, guest, planned_changes, plan_notes, boot_verdict })
 }
 
 /// Inspects each input in turn (each one guest), with the default options; stops at the first

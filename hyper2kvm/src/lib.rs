@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod appliance;
+pub mod bootchain;
 pub mod convert;
 pub mod error;
 pub mod files;

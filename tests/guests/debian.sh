@@ -14,6 +14,17 @@
 #          uefi   — GPT with an EFI system partition (/dev/sda1, vfat, /boot/efi) and the root
 #                   on /dev/sda2; GRUB for x86_64-efi as the removable-media loader
 #                   \EFI\BOOT\BOOTX64.EFI, booted with OVMF.
+# The variants below have GRUB as an installed system has it: grub2-common (update-grub,
+# /etc/grub.d) and /etc/default/grub, installed by the guest's own grub-install and its
+# grub.cfg written by the guest's own update-grub, both run inside the libguestfs appliance on
+# the finished disk (so grub-probe sees a real /dev/sda1, as on VMware):
+#          grub-nouuid — GRUB_DISABLE_LINUX_UUID=true in /etc/default/grub, so update-grub
+#                   writes root=/dev/sda1 (what a VMware install with that setting has, and
+#                   what any update-grub run in an appliance writes again).
+#          netplan — netplan.io (networkd renderer) instead of ifupdown: ens192 matched by
+#                   `match: {macaddress: …}` with `set-name: ens192`.
+#          nm     — NetworkManager instead of ifupdown: a keyfile with interface-name=ens192
+#                   and mac-address= the VMware MAC.
 # What makes it a VMware guest: an initramfs built with MODULES=list holding only IDE/SCSI
 # drivers (no virtio_blk), /etc/fstab and root= naming /dev/sda1, ifupdown configuring ens192
 # with the VMware MAC pinned (hwaddress) and a persistent-net udev rule, open-vm-tools
@@ -25,7 +36,7 @@
 # hash of this script and the variant, so CI (a fresh clone) builds it once per machine.
 set -euo pipefail
 variant=${1:-bios}
-case $variant in bios | virtio | uefi | lvm) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
+case $variant in bios | virtio | uefi | lvm | grub-nouuid | netplan | nm) ;; *) echo "unknown variant $variant" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${HYPER2KVM_GUEST_CACHE:-/var/tmp/hyper2kvm-guests}
 key=$( (cat "$0"; echo "$variant") | sha256sum | cut -c1-16)
@@ -47,10 +58,28 @@ MAC=00:50:56:8a:00:01
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\?$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 [[ -n $mirror ]] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
 [[ -n $mirror ]] || mirror=http://deb.debian.org/debian
-log "debootstrap bookworm from $mirror"
-debootstrap --variant=minbase \
-  --include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,grub-efi-amd64-bin,lvm2,ifupdown,iproute2,open-vm-tools,e2fsprogs \
-  bookworm "$tree" "$mirror" >&2
+# What each variant adds: how GRUB is installed, and which network stack configures ens192.
+grub=hand net=ifupdown
+case $variant in
+  grub-nouuid) grub=real ;;
+  netplan) grub=real net=netplan ;;
+  nm) grub=real net=nm ;;
+esac
+include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-bin,grub-efi-amd64-bin,lvm2,ifupdown,iproute2,open-vm-tools,e2fsprogs
+[[ $grub == real ]] && include+=,grub2-common
+[[ $net == netplan ]] && include+=,netplan.io
+log "debootstrap bookworm from $mirror ($include)"
+debootstrap --variant=minbase --include="$include" bookworm "$tree" "$mirror" >&2
+if [[ $net == nm ]]; then
+  # debootstrap cannot configure network-manager among the base packages (dbus is not yet
+  # set up); apt in the finished tree can, with services kept from starting.
+  printf '#!/bin/sh\nexit 101\n' > "$tree/usr/sbin/policy-rc.d" && chmod 755 "$tree/usr/sbin/policy-rc.d"
+  mount -t proc proc "$tree/proc"
+  trap 'umount "$tree/proc" 2>/dev/null; rm -rf "$work"' EXIT
+  chroot "$tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends network-manager >&2
+  umount "$tree/proc"
+  rm -f "$tree/usr/sbin/policy-rc.d"
+fi
 
 log "configuring it as a VMware guest"
 echo vmware-debian > "$tree/etc/hostname"
@@ -71,6 +100,10 @@ cat > "$tree/etc/network/interfaces" <<NET
 source /etc/network/interfaces.d/*
 auto lo
 iface lo inet loopback
+NET
+case $net in
+  ifupdown)
+    cat >> "$tree/etc/network/interfaces" <<NET
 
 # vmxnet3 on PCI slot 192
 allow-hotplug ens192
@@ -80,6 +113,53 @@ iface ens192 inet static
     gateway 10.0.2.2
     hwaddress ether $MAC
 NET
+    ;;
+  netplan)
+    # As Ubuntu's and Debian's cloud installers write it for a VMware NIC.
+    mkdir -p "$tree/etc/netplan"
+    cat > "$tree/etc/netplan/50-vmware.yaml" <<NETPLAN
+network:
+  version: 2
+  renderer: networkd
+  ethernets:
+    ens192:
+      match:
+        macaddress: "$MAC"
+      set-name: ens192
+      dhcp4: false
+      addresses:
+        - 10.0.2.15/24
+      routes:
+        - to: default
+          via: 10.0.2.2
+NETPLAN
+    chmod 600 "$tree/etc/netplan/50-vmware.yaml"
+    ;;
+  nm)
+    # As NetworkManager writes a profile made on the VMware NIC (nmcli con add ... ifname ens192).
+    mkdir -p "$tree/etc/NetworkManager/system-connections"
+    cat > "$tree/etc/NetworkManager/system-connections/ens192.nmconnection" <<KEYFILE
+[connection]
+id=ens192
+uuid=6f1d2b0e-3c4a-4b8e-9a51-2f0c7d6e8a10
+type=ethernet
+interface-name=ens192
+
+[ethernet]
+mac-address=${MAC^^}
+
+[ipv4]
+address1=10.0.2.15/24,10.0.2.2
+method=manual
+
+[ipv6]
+method=disabled
+
+[proxy]
+KEYFILE
+    chmod 600 "$tree/etc/NetworkManager/system-connections/ens192.nmconnection"
+    ;;
+esac
 cat > "$tree/etc/udev/rules.d/70-persistent-net.rules" <<UDEV
 # PCI device 0x15ad:0x07b0 (vmxnet3)
 SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}=="$MAC", ATTR{type}=="1", NAME="ens192"
@@ -87,8 +167,7 @@ UDEV
 cat > "$tree/etc/systemd/system/hyper2kvm-marker.service" <<'UNIT'
 [Unit]
 Description=Print a boot marker on the serial console
-After=networking.service systemd-user-sessions.service
-Wants=networking.service
+After=networking.service NetworkManager.service systemd-networkd.service systemd-user-sessions.service
 
 [Service]
 Type=oneshot
@@ -101,8 +180,11 @@ mkdir -p "$tree/usr/local/sbin"
 cat > "$tree/usr/local/sbin/hyper2kvm-marker" <<'MARKER'
 #!/bin/sh
 # The first NIC, its state and IPv4 addresses; the host name; regular users; networkd's state.
+# Waits (at most 30 s) for the first NIC to get an address from whichever stack configures it.
 sleep 2
 i=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+n=0
+while [ $n -lt 30 ] && [ -z "$(ip -o -4 addr show dev "$i" 2>/dev/null)" ]; do sleep 1; n=$((n + 1)); done
 addrs=$(ip -o -4 addr show dev "$i" 2>/dev/null | awk '{print $4}' | tr '\n' ',')
 users=$(awk -F: '$3 >= 1000 && $3 < 60000 {print $1}' /etc/passwd | tr '\n' ',')
 echo "HYPER2KVM-BOOT-OK root=$(findmnt -n -o SOURCE /) net=$i:$(cat /sys/class/net/$i/operstate 2>/dev/null):$addrs host=$(hostname) users=$users networkd=$(systemctl is-active systemd-networkd)" > /dev/ttyS0
@@ -145,7 +227,35 @@ menuentry 'Debian GNU/Linux, with Linux $kver' {
 GRUB
 disk=$work/disk.raw
 truncate -s 2G "$disk"
-if [[ $variant == lvm ]]; then
+if [[ $grub == real ]]; then
+  # /etc/default/grub as Debian's grub-pc installs it, for a serial console; grub-install and
+  # update-grub are the guest's own, run in the appliance on the finished disk.
+  rm -f "$tree/boot/grub/grub.cfg"
+  cat > "$tree/etc/default/grub" <<DEFAULT
+# If you change this file, run 'update-grub' afterwards to update
+# /boot/grub/grub.cfg.
+GRUB_DEFAULT=0
+GRUB_TIMEOUT=1
+GRUB_DISTRIBUTOR=\`lsb_release -i -s 2> /dev/null || echo Debian\`
+GRUB_CMDLINE_LINUX_DEFAULT=""
+GRUB_CMDLINE_LINUX="console=ttyS0,115200 net.ifnames=1"
+GRUB_TERMINAL="serial console"
+GRUB_SERIAL_COMMAND="serial --unit=0 --speed=115200"
+DEFAULT
+  [[ $variant == grub-nouuid ]] && printf '# root= by device name, as set on this VMware template\nGRUB_DISABLE_LINUX_UUID=true\n' >> "$tree/etc/default/grub"
+  rm -rf "$tree/var/cache/apt/archives"/*.deb
+  echo 'start=2048, type=83, bootable' | sfdisk -q "$disk"
+  truncate -s $((2048 - 1))M "$work/root.ext4"
+  mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.ext4"
+  dd if="$work/root.ext4" of="$disk" bs=1M seek=1 conv=notrunc,sparse status=none
+  LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg guestfish -a "$disk" >&2 <<FISH
+run
+mount /dev/sda1 /
+command "grub-install --target=i386-pc /dev/sda"
+command "update-grub"
+umount-all
+FISH
+elif [[ $variant == lvm ]]; then
   chroot "$tree" grub-mkimage -O i386-pc -o /boot/grub/core.img -p "(lvm/vg0-root)/boot/grub" \
     biosdisk part_msdos lvm ext2 search search_fs_uuid normal linux configfile echo serial terminal test
   cp "$tree/boot/grub/core.img" "$work/core.img"

@@ -174,6 +174,9 @@ fn dry_run(args: &ConvertArgs, fix: &FixOptions) -> ExitCode {
                     &json!({ "hyper2kvm_version": hyper2kvm::VERSION, "dry_run": true, "plan": report }),
                 );
             } else {
+                if let Some(v) = &report.boot_verdict {
+                    super::inspect::print_verdict("", v);
+                }
                 print_changes(&report.planned_changes);
                 for n in &report.plan_notes {
                     println!("plan: {n}");

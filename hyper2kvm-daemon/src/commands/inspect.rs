@@ -52,6 +52,14 @@ fn describe(i: &Inspection) {
     println!("  appliance ran with {:?}", i.accel);
 }
 
+/// The boot-chain verdict on a source: the answer, then each failed check.
+pub fn print_verdict(prefix: &str, v: &hyper2kvm::bootchain::Verdict) {
+    println!("{prefix}boots on KVM as it is (virtio-blk): {}", v.line());
+    for c in v.checks.iter().filter(|c| !c.ok) {
+        println!("{prefix}  failed check {}: {}", c.check, c.detail);
+    }
+}
+
 /// Runs the subcommand.
 pub fn run(args: &InspectArgs) -> ExitCode {
     let work = |input: &std::path::Path| {
@@ -62,6 +70,9 @@ pub fn run(args: &InspectArgs) -> ExitCode {
         match &r.guest {
             Some(g) => describe(g),
             None => println!("  no operating system found (a data or blank disk)"),
+        }
+        if let Some(v) = &r.boot_verdict {
+            print_verdict("  ", v);
         }
     })
 }

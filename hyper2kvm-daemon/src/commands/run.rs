@@ -149,6 +149,9 @@ fn dry_run(run: &ManifestRun, as_json: bool) -> ExitCode {
         for n in vm.plan.inspection.iter().flat_map(|i| &i.plan_notes) {
             println!("{prefix}Plan: {n}");
         }
+        if let Some(v) = vm.plan.inspection.as_ref().and_then(|i| i.boot_verdict.as_ref()) {
+            println!("{prefix}Boots on KVM as it is (virtio-blk): {}", v.line());
+        }
     }
     for id in &plan.skipped {
         println!("[{id}] Would skip: enabled is false");

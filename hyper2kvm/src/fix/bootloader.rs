@@ -77,8 +77,81 @@ fn set_grub_default(f: &mut Fixer<'_>, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites `root=`/`resume=` on the kernel lines of a generated GRUB configuration.
+fn edit_generated(
+    f: &mut Fixer<'_>,
+    cfg: &str,
+    map: impl Fn(&str) -> Option<String>,
+) -> Result<bool> {
+    f.edit_lines(FIXER, cfg, |l| {
+        let t = l.trim_start();
+        if t.starts_with("linux") || t.starts_with("kernel") || t.starts_with("append") {
+            edit_cmdline(l, &map)
+        } else {
+            LineEdit::Keep
+        }
+    })
+}
+
+/// A UEFI guest boots on a new NVRAM store, which has no boot entries: the firmware only
+/// finds `\EFI\BOOT\BOOTX64.EFI`. Distributions install their loader elsewhere
+/// (`\EFI\debian\shimx64.efi`, `grubx64.efi`); copy it to the fallback path with what it
+/// loads beside it, as virt-v2v does.
+fn efi_fallback(f: &mut Fixer<'_>) -> Result<()> {
+    let g = f.g;
+    let Some(esp) = ["/boot/efi", "/efi"].into_iter().find(|m| f.insp.mountpoints.contains_key(*m))
+    else {
+        return Ok(());
+    };
+    let exists = |p: &str| g.handle().case_sensitive_path(p).ok().is_some_and(|p| g.is_file(&p));
+    if exists(&format!("{esp}/EFI/BOOT/BOOTX64.EFI")) {
+        return Ok(());
+    }
+    let loaders: Vec<String> = ["shimx64.efi", "grubx64.efi"]
+        .iter()
+        .flat_map(|l| g.glob(&format!("{esp}/EFI/*/{l}")))
+        .filter(|p| !p.to_ascii_uppercase().contains("/EFI/BOOT/"))
+        .collect();
+    let Some(loader) = loaders.first().cloned() else {
+        f.skip(
+            FIXER,
+            &format!("{esp}/EFI/BOOT/BOOTX64.EFI"),
+            "no shimx64.efi or grubx64.efi on the ESP to copy",
+        );
+        return Ok(());
+    };
+    let dir = loader.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let boot = match g.handle().case_sensitive_path(&format!("{esp}/EFI/BOOT")) {
+        Ok(p) if g.handle().is_dir(&p, Default::default()).unwrap_or(false) => p,
+        _ => format!("{esp}/EFI/BOOT"),
+    };
+    f.changes.push(
+        super::Change::new(FIXER, "create", format!("{boot}/BOOTX64.EFI"))
+            .lines(None, Some(format!("copy of {loader}"))),
+    );
+    let mut copies = vec![(loader.clone(), format!("{boot}/BOOTX64.EFI"))];
+    for extra in ["grubx64.efi", "mmx64.efi", "grub.cfg"] {
+        let src = format!("{dir}/{extra}");
+        if g.is_file(&src) && src != loader {
+            copies.push((src, format!("{boot}/{extra}")));
+        }
+    }
+    if f.opts.dry_run {
+        return Ok(());
+    }
+    let h = g.handle();
+    let _ = h.mkdir_p(&boot);
+    for (src, dst) in copies {
+        h.cp(&src, &dst).map_err(|e| crate::guest::gerr(&format!("copying {src} to {dst}"), e))?;
+    }
+    Ok(())
+}
+
 /// Fixes the boot loader.
 pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
+    if f.insp.firmware == "uefi" {
+        efi_fallback(f)?;
+    }
     let (g, opts) = (f.g, f.opts);
     for map in ["/boot/grub/device.map", "/boot/grub2/device.map"] {
         if g.is_file(map) {
@@ -87,8 +160,16 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
     }
     let map = |dev: &str| rewrite(g, opts, dev);
     f.edit_lines(FIXER, "/etc/default/grub", |l| {
-        if l.trim_start().starts_with("GRUB_CMDLINE_LINUX") {
+        let t = l.trim_start();
+        if t.starts_with("GRUB_CMDLINE_LINUX") {
             edit_cmdline(l, map)
+        } else if let Some(dev) = t.strip_prefix("GRUB_DEVICE=") {
+            // A root device forced for grub-mkconfig.
+            let bare = dev.trim().trim_matches(['"', '\'']);
+            match map(bare) {
+                Some(new) => LineEdit::Replace(format!("GRUB_DEVICE=\"{new}\"")),
+                None => LineEdit::Keep,
+            }
         } else {
             LineEdit::Keep
         }
@@ -136,17 +217,14 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
                 argv.push(&cfg);
             }
             f.run(FIXER, &argv)?;
+            // The generator names the root as it sees it in the appliance when the guest
+            // forbids UUIDs (GRUB_DISABLE_LINUX_UUID=true) or forces GRUB_DEVICE: make what it
+            // wrote stable, in the file GRUB will read.
+            edit_generated(f, &cfg, map)?;
         }
         (_, Some(cfg)) => {
             // No generator (or no /etc/default/grub): edit the generated file itself.
-            f.edit_lines(FIXER, &cfg, |l| {
-                let t = l.trim_start();
-                if t.starts_with("linux") || t.starts_with("kernel") || t.starts_with("append") {
-                    edit_cmdline(l, map)
-                } else {
-                    LineEdit::Keep
-                }
-            })?;
+            edit_generated(f, &cfg, map)?;
         }
         (_, None) => f.skip(FIXER, "boot loader", "no GRUB configuration found"),
     }

@@ -21,6 +21,7 @@ use serde::Serialize;
 pub use configure::{
     GuestConfiguration, HostEntry, Hostname, NetworkFiles, NetworkdFile, Services, User, Users,
 };
+pub(crate) use fstab::is_controller_name;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::Guest;
@@ -185,11 +186,41 @@ impl Fixer<'_> {
         }
         if changed && !self.opts.dry_run {
             if self.opts.backup {
-                self.g.write(&format!("{path}.hyper2kvm.bak"), text.as_bytes())?;
+                self.backup(fixer, path);
             }
             self.g.write(path, out.as_bytes())?;
         }
         Ok(changed)
+    }
+
+    /// Keeps `PATH.hyper2kvm.bak` before a change: a symbolic link is copied as a link (never
+    /// followed: an absolute link points into the guest, not the appliance), a regular file
+    /// by content, anything else is skipped. A backup that cannot be made is recorded as a
+    /// skip and never fails the job.
+    pub fn backup(&mut self, fixer: &'static str, path: &str) {
+        let bak = format!("{path}.hyper2kvm.bak");
+        let h = self.g.handle();
+        let made = if h.is_symlink(path).unwrap_or(false) {
+            h.readlink(path)
+                .and_then(|target| {
+                    let _ = h.rm_f(&bak);
+                    h.ln_s(&target, &bak)
+                })
+                .map_err(|e| crate::guest::gerr("copying the link", e).message().to_string())
+        } else if h
+            .is_file(path, guestfs::IsFileOptArgs { followsymlinks: Some(false) })
+            .unwrap_or(false)
+        {
+            self.g
+                .read(path)
+                .and_then(|b| self.g.write(&bak, &b.unwrap_or_default()))
+                .map_err(|e| e.message().to_string())
+        } else {
+            Err("not a regular file or a symbolic link".to_string())
+        };
+        if let Err(why) = made {
+            self.skip(fixer, &bak, &format!("no backup of {path}: {why}"));
+        }
     }
 
     /// Creates (or replaces) a file.
@@ -214,11 +245,8 @@ impl Fixer<'_> {
         };
         self.changes.push(Change::new(fixer, "delete", path).lines(old, None));
         if !self.opts.dry_run {
-            if self.opts.backup && self.g.is_file(path) {
-                self.g
-                    .handle()
-                    .cp(path, &format!("{path}.hyper2kvm.bak"))
-                    .map_err(|e| crate::guest::gerr("backup", e))?;
+            if self.opts.backup {
+                self.backup(fixer, path);
             }
             self.g
                 .handle()

@@ -1,7 +1,9 @@
 //! Network configuration: MAC pinning removed (ifupdown `hwaddress`, ifcfg `HWADDR=`,
-//! NetworkManager `mac-address=`, netplan `match: macaddress:`, udev persistent-net rules),
-//! static addresses kept, and every interface name the guest configures (`ens192`, `eth0`, …)
-//! given to the virtio NIC by a systemd `.link` file, so the configuration still applies.
+//! NetworkManager `mac-address=`, udev persistent-net rules), static addresses kept, and every
+//! interface name the guest configures (`ens192`, `eth0`, a keyfile's `interface-name`) given
+//! to the virtio NIC by a systemd `.link` file matching its MAC (the domain keeps the source's
+//! MACs), so the configuration still applies. netplan's `match: macaddress` with `set-name`
+//! is left as it is: it already names the NIC by its MAC.
 
 use super::{Fixer, LineEdit};
 use crate::error::Result;
@@ -83,6 +85,14 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
         note(&name, mac, &mut names);
     }
     for path in g.glob("/etc/NetworkManager/system-connections/*") {
+        // A profile bound to `interface-name` applies only to a device of that name: the
+        // virtio NIC gets it from a .link file matching the MAC the profile names.
+        let text = g.read_text(&path)?.unwrap_or_default();
+        if let Some(w) = crate::bootchain::network::keyfile(&path, &text)
+            && let Some(name) = w.name
+        {
+            note(&name, w.mac, &mut names);
+        }
         f.edit_lines(FIXER, &path, |l| {
             if l.trim_start().starts_with("mac-address=") {
                 LineEdit::Delete
@@ -91,19 +101,9 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
             }
         })?;
     }
-    for path in g.glob("/etc/netplan/*.yaml") {
-        let mut after_match = false;
-        f.edit_lines(FIXER, &path, |l| {
-            let t = l.trim();
-            let edit = if after_match && t.starts_with("macaddress:") {
-                LineEdit::Delete
-            } else {
-                LineEdit::Keep
-            };
-            after_match = t == "match:";
-            edit
-        })?;
-    }
+    // netplan's `match: {macaddress: …}` stays: the domain keeps the source's MACs, netplan
+    // renames the NIC itself with `set-name`, and removing the match would leave `match:`
+    // empty, which `netplan generate` rejects.
     for rule in ["/etc/udev/rules.d/70-persistent-net.rules"] {
         if let Some(text) = g.read_text(rule)? {
             for (mac, name) in text.lines().filter_map(udev_rule) {

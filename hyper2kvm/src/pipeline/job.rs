@@ -640,6 +640,7 @@ impl Job {
             guest: None,
             changes: Vec::new(),
             fstab: None,
+            boot_verdict: None,
         };
         write_json(path, &report)
     }
@@ -657,13 +658,14 @@ impl Job {
         cleanup: &mut Cleanup,
     ) -> Result<JobOutcome> {
         clock.start(Stage::Output);
-        let (guest, changes, fstab) = match &executed {
+        let (guest, changes, fstab, boot_verdict) = match &executed {
             Some((x, applied)) => (
                 x.guest.as_ref().map(GuestSummary::from_inspection),
                 if *applied { x.changes.clone() } else { Vec::new() },
                 x.fstab.clone(),
+                x.verdict.clone(),
             ),
-            None => (None, Vec::new(), None),
+            None => (None, Vec::new(), None, None),
         };
         let disks = artifacts.iter().filter(|a| a.kind == "disk").count();
         let summary = format!(
@@ -694,6 +696,7 @@ impl Job {
             guest,
             changes,
             fstab,
+            boot_verdict,
         };
         if let Some(p) = &report_path {
             std::fs::create_dir_all(out_dir)

@@ -123,6 +123,9 @@ pub struct Report {
     /// `/etc/fstab` before and after the fixes, when `print_fstab` asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fstab: Option<FstabBeforeAfter>,
+    /// The boot-chain verifier's answer on the converted guest (Linux guests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_verdict: Option<crate::bootchain::Verdict>,
 }
 
 /// `print_fstab`'s record.
