@@ -75,7 +75,7 @@ if [[ $net == nm ]]; then
   # set up); apt in the finished tree can, with services kept from starting.
   printf '#!/bin/sh\nexit 101\n' > "$tree/usr/sbin/policy-rc.d" && chmod 755 "$tree/usr/sbin/policy-rc.d"
   mount -t proc proc "$tree/proc"
-  trap 'umount "$tree/proc" 2>/dev/null; rm -rf "$work"' EXIT
+  trap 'umount "$tree/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
   chroot "$tree" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends network-manager >&2
   umount "$tree/proc"
   rm -f "$tree/usr/sbin/policy-rc.d"

@@ -86,6 +86,12 @@ class InspectResult(Result):
         g = self.guest
         return None if g is None else g.get("distro")
 
+    @property
+    def boot_verdict(self) -> Optional[Dict[str, Any]]:
+        """Will the guest boot on KVM (virtio-blk) as it is: ``will_boot``, ``reason`` and
+        every ``checks[]`` entry (Linux guests; None otherwise)."""
+        return self._data.get("boot_verdict")
+
 
 class ConvertResult(Result):
     """What :func:`hyper2kvm.convert` wrote and changed."""
@@ -105,6 +111,11 @@ class ConvertResult(Result):
     def changes(self) -> List[Dict[str, Any]]:
         """Every change made inside the guest."""
         return list(self._data["changes"])
+
+    @property
+    def boot_verdict(self) -> Optional[Dict[str, Any]]:
+        """The boot-chain verifier's answer on the converted guest (Linux guests, fixes on)."""
+        return self._data.get("boot_verdict")
 
     @property
     def warnings(self) -> List[str]:

@@ -178,8 +178,10 @@ impl Findings {
     }
 }
 
+/// HyperSDK writes MACs as vSphere reports them: `-` separators and upper case are accepted
+/// (and normalised where the MAC is used).
 fn is_mac(s: &str) -> bool {
-    crate::files::parse_mac(s, &[':']).is_some()
+    crate::files::parse_mac(s, &[':', '-']).is_some()
 }
 
 pub(super) fn is_disk_id(s: &str) -> bool {

@@ -141,7 +141,10 @@ impl Manifest {
                 .nics
                 .iter()
                 .map(|n| SourceNic {
-                    mac: n.mac.as_ref().map(|m| m.to_ascii_lowercase()),
+                    mac: n.mac.as_ref().map(|m| {
+                        crate::files::parse_mac(m, &[':', '-'])
+                            .unwrap_or_else(|| m.to_ascii_lowercase())
+                    }),
                     network: n.network.clone(),
                 })
                 .collect(),
