@@ -348,7 +348,9 @@ mod tests {
         assert!(target().check(&w).unwrap_err().contains("00:50:56:8a:00:02"));
         let w = networkd("/etc/systemd/network/10.network", "[Match]\nName=enp1s0\n").unwrap();
         assert!(TargetNics::default().check(&w).unwrap().contains("configures enp1s0"));
-        let w = networkd("/etc/systemd/network/20.network", "[Match]\nMACAddress=52:54:00:de:ad:01\n").unwrap();
+        let w =
+            networkd("/etc/systemd/network/20.network", "[Match]\nMACAddress=52:54:00:de:ad:01\n")
+                .unwrap();
         assert!(target().check(&w).unwrap().contains("unused"), "a match rule, not a pin");
     }
 }
