@@ -119,12 +119,13 @@ impl Verdict {
         }
     }
 
-    /// The error that fails a conversion whose result would not boot.
+    /// The error that fails a conversion whose result would not boot: the work failed (exit
+    /// 1, not retried by the daemon), every failed check named.
     pub fn into_error(self) -> Error {
         let all: Vec<String> =
             self.checks.iter().filter(|c| !c.ok).map(|c| c.detail.clone()).collect();
         Error::new(
-            ErrorKind::Unsupported,
+            ErrorKind::GuestInspection,
             format!("the converted guest would not boot: {}", all.join("; ")),
         )
     }
