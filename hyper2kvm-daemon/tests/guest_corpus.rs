@@ -363,7 +363,7 @@ fn verifier_refuses_a_nic_config_pinned_to_a_foreign_mac() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     let expect = format!(
-        "/etc/systemd/network/20-uplink.network (systemd-networkd) is pinned to MAC 52:54:00:de:ad:01, which no NIC of the converted guest has ({mac})"
+        "/etc/netplan/60-uplink.yaml (netplan) is pinned to MAC 52:54:00:de:ad:01, which no NIC of the converted guest has ({mac})"
     );
     assert!(stderr.contains(&expect), "expected {expect:?} in:\n{stderr}");
     let out = export.join("output");
