@@ -389,8 +389,7 @@ fn fix_outputs(
         }
         let before = if print_fstab { g.read_text("/etc/fstab")? } else { None };
         // Read before the fixers remove the MAC pinning.
-        let guest_macs =
-            if source_macs.is_empty() { bootchain::guest_macs(&g)? } else { Vec::new() };
+        let macs = bootchain::target_macs(&g, source_macs)?;
         let changes = fix_linux(&g, &insp, fix, scratch)?;
         let fstab = match before {
             Some(before) => {
@@ -399,7 +398,7 @@ fn fix_outputs(
             }
             None => None,
         };
-        let macs = if source_macs.is_empty() { guest_macs.clone() } else { source_macs.to_vec() };
+        let guest_macs = if source_macs.is_empty() { macs.clone() } else { Vec::new() };
         let verdict = bootchain::verify(&g, &insp, &boot_target(disk_bus, macs), scratch)?;
         let mut warnings = Vec::new();
         if !verdict.will_boot {

@@ -107,13 +107,11 @@ pub fn inspect_and_plan(
     let guest = inspect(&g, &dir)?;
     let boot_verdict = match &guest {
         Some(insp) if insp.os_type == "linux" => {
-            let mut macs: Vec<String> = match &probed {
+            let source: Vec<String> = match &probed {
                 Probed::Appliance(a) => a.ovf.nics.iter().filter_map(|n| n.mac.clone()).collect(),
                 Probed::Disk(_) => Vec::new(),
             };
-            if macs.is_empty() {
-                macs = bootchain::guest_macs(&g)?;
-            }
+            let macs = bootchain::target_macs(&g, &source)?;
             Some(bootchain::verify(&g, insp, &Target::virtio_blk(macs), &dir)?)
         }
         _ => None,

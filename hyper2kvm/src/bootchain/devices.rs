@@ -3,7 +3,7 @@
 //! `/dev/disk/by-*`, `/dev/mapper/…`, `/dev/VG/LV`, `/dev/md*`, and kernel names, which depend
 //! on the target's disk bus (`/dev/vda1` on virtio-blk, `/dev/sda1` on virtio-scsi or SATA).
 
-use crate::guest::{Guest, appliance_device};
+use crate::guest::{Guest, appliance_device, is_controller_name};
 
 /// One block device as the appliance sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -171,7 +171,7 @@ impl Devices {
                     )
                 });
         }
-        if crate::fix::is_controller_name(spec) {
+        if is_controller_name(spec) {
             return Err(format!("{spec} will not exist on {}", self.bus));
         }
         Err(format!("{spec} is not a device name hyper2kvm can resolve"))

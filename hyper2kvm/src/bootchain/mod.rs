@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::Guest;
 use crate::guest::initramfs;
-use crate::guest::inspect::Inspection;
+use crate::guest::inspect::{Inspection, built_in};
 use devices::Devices;
 use network::{TargetNics, Wanted};
 
@@ -227,18 +227,27 @@ fn table(text: &str) -> impl Iterator<Item = Vec<&str>> {
         .filter(|f| f.len() >= 2)
 }
 
+/// Where the guest mounts its EFI system partition (`/boot/efi`, `/efi`, or `/boot` as
+/// systemd-boot installs have it).
+pub fn esp_mount(insp: &Inspection) -> Option<&'static str> {
+    ["/boot/efi", "/efi", "/boot"].into_iter().find(|m| insp.mountpoints.contains_key(*m))
+}
+
+/// The ESP's `\EFI\BOOT\BOOTX64.EFI` (FAT: any case), when it is there.
+pub fn fallback_loader(g: &Guest, esp: &str) -> Option<String> {
+    let p = g.handle().case_sensitive_path(&format!("{esp}/EFI/BOOT/BOOTX64.EFI")).ok()?;
+    g.is_file(&p).then_some(p)
+}
+
 fn uefi_loader(r: &mut Run<'_>) {
-    let esp =
-        ["/boot/efi", "/efi", "/boot"].into_iter().find(|m| r.insp.mountpoints.contains_key(*m));
-    let Some(esp) = esp else {
+    let Some(esp) = esp_mount(r.insp) else {
         r.fail(
             "loader",
             "UEFI guest, but no EFI system partition is mounted (/boot/efi, /efi)".into(),
         );
         return;
     };
-    let path = r.g.handle().case_sensitive_path(&format!("{esp}/EFI/BOOT/BOOTX64.EFI")).ok();
-    match path.filter(|p| r.g.is_file(p)) {
+    match fallback_loader(r.g, esp) {
         Some(p) => r.pass("loader", format!("{p} is the loader the firmware boots")),
         None => r.fail(
             "loader",
@@ -250,12 +259,12 @@ fn uefi_loader(r: &mut Run<'_>) {
 /// Finds the configuration GRUB will read and its default entry.
 fn boot_entry(r: &mut Run<'_>) -> Result<Option<(grub::Entry, String)>> {
     let mut candidates: Vec<String> = Vec::new();
-    if r.insp.firmware == "uefi" {
-        for esp in ["/boot/efi", "/efi"] {
-            let mut found = r.g.glob(&format!("{esp}/EFI/*/grub.cfg"));
-            found.sort_by_key(|p| !p.to_ascii_uppercase().contains("/EFI/BOOT/"));
-            candidates.extend(found);
-        }
+    if r.insp.firmware == "uefi"
+        && let Some(esp) = esp_mount(r.insp)
+    {
+        let mut found = r.g.glob(&format!("{esp}/EFI/*/grub.cfg"));
+        found.sort_by_key(|p| !p.to_ascii_uppercase().contains("/EFI/BOOT/"));
+        candidates.extend(found);
     }
     candidates.extend(["/boot/grub/grub.cfg".to_string(), "/boot/grub2/grub.cfg".to_string()]);
     let Some(mut cfg_path) = candidates.into_iter().find(|p| r.g.is_file(p)) else {
@@ -406,13 +415,7 @@ fn drivers(
     let builtin =
         r.g.read_text(&format!("/lib/modules/{version}/modules.builtin"))?.unwrap_or_default();
     let config = r.g.read_text(&format!("/boot/config-{version}"))?.unwrap_or_default();
-    let is_builtin = |m: &str| {
-        let alt = m.replace('_', "-");
-        builtin.lines().any(|l| {
-            let f = l.rsplit('/').next().unwrap_or(l);
-            f == format!("{m}.ko") || f == format!("{alt}.ko")
-        }) || config.lines().any(|l| l.trim() == format!("CONFIG_{}=y", m.to_ascii_uppercase()))
-    };
+    let is_builtin = |m: &str| built_in(&builtin, &config, m);
     let names = match image {
         Some(p) => match r.g.read_large(p, scratch).and_then(|d| initramfs::list(&d)) {
             Ok(n) => Some(n),
@@ -424,11 +427,7 @@ fn drivers(
         None => None,
     };
     let mut needed: Vec<&str> = r.target.drivers.clone();
-    let lvm_root = r.insp.storage.iter().any(|s| s == "lvm")
-        && r.insp.root_device.starts_with("/dev/")
-        && r.insp.root_device.matches('/').count() == 3
-        && !r.insp.root_device.starts_with("/dev/sd")
-        && !r.insp.root_device.starts_with("/dev/md");
+    let lvm_root = r.devs.mapper.iter().any(|(_, lv)| same_dev(r.g, lv, &r.insp.root_device));
     if lvm_root {
         needed.push("dm_mod");
     }
@@ -457,7 +456,7 @@ fn drivers(
 /// `/etc/fstab` and `/etc/crypttab` entries needed at boot.
 fn tables(r: &mut Run<'_>, crypttab: &str) -> Result<()> {
     let fstab = r.g.read_text("/etc/fstab")?.unwrap_or_default();
-    let mut n = 0;
+    let (mut n, mut failed) = (0, false);
     for f in table(&fstab) {
         let (spec, mp) = (f[0], f[1]);
         let fstype = f.get(2).copied().unwrap_or("");
@@ -472,12 +471,12 @@ fn tables(r: &mut Run<'_>, crypttab: &str) -> Result<()> {
             continue;
         }
         n += 1;
-        match r.devs.resolve(spec) {
-            Ok(_) => {}
-            Err(why) => r.fail("fstab", format!("/etc/fstab mounts {mp} from {spec}: {why}")),
+        if let Err(why) = r.devs.resolve(spec) {
+            r.fail("fstab", format!("/etc/fstab mounts {mp} from {spec}: {why}"));
+            failed = true;
         }
     }
-    if !r.checks.iter().any(|c| c.check == "fstab") {
+    if !failed {
         r.pass(
             "fstab",
             format!(
@@ -501,13 +500,18 @@ fn tables(r: &mut Run<'_>, crypttab: &str) -> Result<()> {
     Ok(())
 }
 
+/// ifupdown's configuration files: `/etc/network/interfaces` and `interfaces.d/*`.
+pub fn ifupdown_files(g: &Guest) -> Vec<String> {
+    let mut files = vec!["/etc/network/interfaces".to_string()];
+    files.extend(g.glob("/etc/network/interfaces.d/*"));
+    files
+}
+
 /// Reads every network configuration of the guest.
 pub fn network_configs(g: &Guest) -> Result<(Vec<Wanted>, Vec<String>)> {
     let mut wanted = Vec::new();
     let mut errors = Vec::new();
-    let mut ifupdown = vec!["/etc/network/interfaces".to_string()];
-    ifupdown.extend(g.glob("/etc/network/interfaces.d/*"));
-    for p in ifupdown {
+    for p in ifupdown_files(g) {
         if let Some(t) = g.read_text(&p)? {
             wanted.extend(network::ifupdown(&p, &t));
         }
@@ -559,10 +563,9 @@ pub fn guest_macs(g: &Guest) -> Result<Vec<String>> {
         }
     }
     // ifupdown `hwaddress` and udev persistent-net rules name the NIC's MAC too.
-    let mut ifupdown = vec!["/etc/network/interfaces".to_string()];
-    ifupdown.extend(g.glob("/etc/network/interfaces.d/*"));
-    ifupdown.push("/etc/udev/rules.d/70-persistent-net.rules".into());
-    for p in ifupdown {
+    let mut files = ifupdown_files(g);
+    files.push("/etc/udev/rules.d/70-persistent-net.rules".into());
+    for p in files {
         for l in g.read_text(&p)?.unwrap_or_default().lines() {
             for w in l.split(|c: char| c.is_whitespace() || c == '"' || c == ',') {
                 if let Some(m) = crate::files::parse_mac(w, &[':']) {
@@ -572,6 +575,12 @@ pub fn guest_macs(g: &Guest) -> Result<Vec<String>> {
         }
     }
     Ok(macs)
+}
+
+/// The MACs the target's NICs will have: the source's, or when it names none the guest's own
+/// (the domain's NICs then get those; read before the fixers remove MAC pinning).
+pub fn target_macs(g: &Guest, source: &[String]) -> Result<Vec<String>> {
+    if source.is_empty() { guest_macs(g) } else { Ok(source.to_vec()) }
 }
 
 fn network(r: &mut Run<'_>) -> Result<()> {

@@ -99,12 +99,8 @@ fn edit_generated(
 /// loads beside it, as virt-v2v does.
 fn efi_fallback(f: &mut Fixer<'_>) -> Result<()> {
     let g = f.g;
-    let Some(esp) = ["/boot/efi", "/efi"].into_iter().find(|m| f.insp.mountpoints.contains_key(*m))
-    else {
-        return Ok(());
-    };
-    let exists = |p: &str| g.handle().case_sensitive_path(p).ok().is_some_and(|p| g.is_file(&p));
-    if exists(&format!("{esp}/EFI/BOOT/BOOTX64.EFI")) {
+    let Some(esp) = crate::bootchain::esp_mount(f.insp) else { return Ok(()) };
+    if crate::bootchain::fallback_loader(g, esp).is_some() {
         return Ok(());
     }
     let loaders: Vec<String> = ["shimx64.efi", "grubx64.efi"]

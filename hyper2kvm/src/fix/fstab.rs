@@ -4,14 +4,9 @@
 
 use super::{FixOptions, Fixer, FstabMode, LineEdit};
 use crate::error::Result;
-use crate::guest::{Guest, appliance_device};
+use crate::guest::{Guest, appliance_device, is_controller_name};
 
 const FIXER: &str = "fstab";
-
-/// True for a kernel device name that depends on the disk controller.
-pub(crate) fn is_controller_name(dev: &str) -> bool {
-    ["/dev/sd", "/dev/hd", "/dev/xvd", "/dev/vd", "/dev/nvme"].iter().any(|p| dev.starts_with(p))
-}
 
 /// `UUID=…` (or `PARTUUID=…`) for a guest device name.
 pub(crate) fn stable_name(g: &Guest, dev: &str) -> Option<String> {

@@ -21,7 +21,6 @@ use serde::Serialize;
 pub use configure::{
     GuestConfiguration, HostEntry, Hostname, NetworkFiles, NetworkdFile, Services, User, Users,
 };
-pub(crate) use fstab::is_controller_name;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::Guest;

@@ -42,9 +42,7 @@ pub(crate) fn fix(f: &mut Fixer<'_>) -> Result<()> {
             None => names.push((name.to_string(), mac)),
         }
     };
-    let mut ifupdown = vec!["/etc/network/interfaces".to_string()];
-    ifupdown.extend(g.glob("/etc/network/interfaces.d/*"));
-    for path in &ifupdown {
+    for path in &crate::bootchain::ifupdown_files(g) {
         let mut current: Option<String> = None;
         let mut found = Vec::new();
         f.edit_lines(FIXER, path, |l| {

@@ -263,8 +263,7 @@ fn kernels(g: &Guest, scratch: &Path) -> Result<Vec<Kernel>> {
         let builtin_list =
             g.read_text(&format!("/lib/modules/{v}/modules.builtin"))?.unwrap_or_default();
         let config = g.read_text(&format!("/boot/config-{v}"))?.unwrap_or_default();
-        let virtio_builtin = builtin_list.lines().any(|l| l.ends_with("/virtio_blk.ko"))
-            || config.lines().any(|l| l.trim() == "CONFIG_VIRTIO_BLK=y");
+        let virtio_builtin = built_in(&builtin_list, &config, "virtio_blk");
         let module =
             !g.glob(&format!("/lib/modules/{v}/kernel/drivers/block/virtio_blk.ko*")).is_empty();
         let initramfs_has_virtio_blk = match &initramfs {
@@ -282,6 +281,19 @@ fn kernels(g: &Guest, scratch: &Path) -> Result<Vec<Kernel>> {
         });
     }
     Ok(out)
+}
+
+/// True when the kernel has `module` built in: listed in its `modules.builtin` (`-` and `_`
+/// alike), or `CONFIG_<MODULE>=y` in its config (which names the virtio drivers so; for
+/// others `modules.builtin` decides).
+pub(crate) fn built_in(modules_builtin: &str, config: &str, module: &str) -> bool {
+    let alt = module.replace('_', "-");
+    let (ko, alt_ko) = (format!("{module}.ko"), format!("{alt}.ko"));
+    let option = format!("CONFIG_{}=y", module.to_ascii_uppercase());
+    modules_builtin.lines().any(|l| {
+        let f = l.rsplit('/').next().unwrap_or(l);
+        f == ko || f == alt_ko
+    }) || config.lines().any(|l| l.trim() == option)
 }
 
 /// Lists the initramfs (read through `scratch`: it may be larger than libguestfs's message

@@ -206,6 +206,12 @@ fn scratch_file(scratch: &Path, what: &str) -> PathBuf {
     scratch.join(format!(".hyper2kvm-{what}-{}-{n}", std::process::id()))
 }
 
+/// True for a kernel device name that depends on the disk controller (`/dev/sda1`,
+/// `/dev/hdb`, `/dev/xvda2`, `/dev/vda1`, `/dev/nvme0n1p1`).
+pub fn is_controller_name(dev: &str) -> bool {
+    ["/dev/sd", "/dev/hd", "/dev/xvd", "/dev/vd", "/dev/nvme"].iter().any(|p| dev.starts_with(p))
+}
+
 /// The appliance's device name for a guest device name: `sda1`, `hdb2`, `xvda1`, `vda1` and
 /// `nvme0n1p1` name disks by their order, and the appliance sees disk N as `/dev/sdX`.
 pub fn appliance_device(guest_dev: &str) -> Option<String> {
