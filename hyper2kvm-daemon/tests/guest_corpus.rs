@@ -21,43 +21,22 @@
 #[allow(dead_code)]
 #[path = "../../tests/support/boot.rs"]
 mod boot;
+#[path = "../../tests/support/guests.rs"]
+mod guests;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use boot::{Bus, boot, tail};
+use guests::{debian as guest, hyper2kvm};
 use support::*;
 
 const MARKER: &str = "HYPER2KVM-BOOT-OK";
 const GIVE_UP: &[&str] = &["Gave up waiting for root", "ALERT!", "Kernel panic"];
 const NET: &str = "net=ens192:up:10.0.2.15/24";
-
-/// The cached guest of `variant`: (VMDK, MAC, kernel version).
-fn guest(variant: &str) -> (PathBuf, String, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests/debian.sh");
-    let out = Command::new(script).arg(variant).output().unwrap();
-    assert!(
-        out.status.success(),
-        "building the {variant} test guest failed:\n{}",
-        tail(&String::from_utf8_lossy(&out.stderr), 40)
-    );
-    let vmdk = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let read = |f: &str| {
-        std::fs::read_to_string(vmdk.parent().unwrap().join(f)).unwrap().trim().to_string()
-    };
-    (vmdk.clone(), read("mac"), read("kernel"))
-}
-
-fn hyper2kvm() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));
-    // These machines' /dev/kvm cannot run a Linux guest: libguestfs must use TCG.
-    c.env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
-    c
-}
 
 /// Files under a final name in `dir` (not hidden, not partial).
 fn published(dir: &Path) -> Vec<String> {
@@ -242,23 +221,9 @@ fn broken(t: &Path, script: &str) -> PathBuf {
         .args(["create", "-q", "-f", "qcow2", "-F", "vmdk", "-b"])
         .arg(&vmdk)
         .arg(&overlay));
-    let mut child = Command::new("guestfish")
-        .env("LIBGUESTFS_BACKEND", "direct")
-        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
-        .arg("-a")
-        .arg(&overlay)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("run\nmount /dev/sda1 /\n{script}\numount-all\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut fish = Command::new("guestfish");
+    fish.arg("-a").arg(&overlay);
+    let out = guestfish(fish, &format!("run\nmount /dev/sda1 /\n{script}\numount-all\n"));
     assert!(out.status.success(), "guestfish: {}", String::from_utf8_lossy(&out.stderr));
     overlay
 }

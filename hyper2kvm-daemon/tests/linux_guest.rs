@@ -12,6 +12,8 @@
 
 #[path = "../../tests/support/boot.rs"]
 mod boot;
+#[path = "../../tests/support/guests.rs"]
+mod guests;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -20,30 +22,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use boot::{Bus, boot, tail};
+use guests::hyper2kvm;
 use support::*;
 
 const MARKER: &str = "HYPER2KVM-BOOT-OK";
 const GIVE_UP: &[&str] = &["Gave up waiting for root", "ALERT!", "Kernel panic"];
 
+/// The cached guest of `variant`: its VMDK and MAC.
 fn guest(variant: &str) -> (PathBuf, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests/debian.sh");
-    let out = Command::new(script).arg(variant).output().unwrap();
-    assert!(
-        out.status.success(),
-        "building the test guest failed:\n{}",
-        tail(&String::from_utf8_lossy(&out.stderr), 40)
-    );
-    let vmdk = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let mac =
-        std::fs::read_to_string(vmdk.parent().unwrap().join("mac")).unwrap().trim().to_string();
+    let (vmdk, mac, _) = guests::debian(variant);
     (vmdk, mac)
-}
-
-fn hyper2kvm() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));
-    // These machines' /dev/kvm cannot run a Linux guest: libguestfs must use TCG.
-    c.env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
-    c
 }
 
 /// `hyper2kvm convert INPUT -o OUT --json EXTRA...`, which must succeed; returns its JSON.

@@ -204,7 +204,7 @@ fn read_back(disk: &Path, uefi: bool, dir: &Path) -> ReadBack {
     }
     let mut cmd = Command::new("guestfish");
     cmd.args(["--ro", "-a"]).arg(disk).args(["-m", part]);
-    let out = support::windows::guestfish(cmd, &script);
+    let out = support::guestfish(cmd, &script);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() || stdout.contains("==end"),

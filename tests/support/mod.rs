@@ -454,3 +454,19 @@ pub fn scratch() -> tempfile::TempDir {
     std::fs::create_dir_all(&base).unwrap();
     tempfile::Builder::new().prefix("h2k-").tempdir_in(base).unwrap()
 }
+
+/// Runs `cmd` (a `guestfish` command line, under TCG) with `script` on its standard input.
+pub fn guestfish(mut cmd: Command, script: &str) -> std::process::Output {
+    cmd.env("LIBGUESTFS_BACKEND", "direct")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(script.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap()
+}

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::regf;
+use super::{guestfish, regf};
 
 /// Which Windows a stand-in imitates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,22 +431,6 @@ fn inf_models(driver: &str) -> &'static str {
         }
         _ => "",
     }
-}
-
-/// Runs `cmd` (a `guestfish` command line, under TCG) with `script` on its standard input.
-pub fn guestfish(mut cmd: Command, script: &str) -> std::process::Output {
-    cmd.env("LIBGUESTFS_BACKEND", "direct")
-        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(script.as_bytes())?;
-            c.wait_with_output()
-        })
-        .unwrap()
 }
 
 /// Makes a virtio-win tree in the ISO layout under `root`, for the drivers and os directories

@@ -1,0 +1,32 @@
+//! The Debian test guests of `tests/guests/debian.sh`, and the `hyper2kvm` executable as the
+//! guest tests run it (libguestfs under TCG). Included by the daemon crate's guest tests,
+//! beside `boot.rs`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::boot::tail;
+
+/// The cached guest of `variant` (built on first use): its VMDK, MAC and kernel version.
+pub fn debian(variant: &str) -> (PathBuf, String, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests/debian.sh");
+    let out = Command::new(script).arg(variant).output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the {variant} test guest failed:\n{}",
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    );
+    let vmdk = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let read = |f: &str| {
+        std::fs::read_to_string(vmdk.parent().unwrap().join(f)).unwrap().trim().to_string()
+    };
+    let (mac, kernel) = (read("mac"), read("kernel"));
+    (vmdk, mac, kernel)
+}
+
+/// `hyper2kvm` with libguestfs on TCG: these machines' /dev/kvm cannot run a Linux guest.
+pub fn hyper2kvm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));
+    c.env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
+    c
+}
