@@ -31,12 +31,19 @@ use std::process::Command;
 use std::time::Duration;
 
 use boot::{Bus, boot, tail};
-use guests::{debian as guest, hyper2kvm};
+use guests::{debian as guest, facts, hyper2kvm};
 use support::*;
 
 const MARKER: &str = "HYPER2KVM-BOOT-OK";
-const GIVE_UP: &[&str] = &["Gave up waiting for root", "ALERT!", "Kernel panic"];
-const NET: &str = "net=ens192:up:10.0.2.15/24";
+/// What initramfs-tools and dracut print when they give up on the root, and a kernel panic.
+const GIVE_UP: &[&str] = &[
+    "Gave up waiting for root",
+    "ALERT!",
+    "Kernel panic",
+    "Could not boot",
+    "dracut-initqueue timeout",
+    "Entering emergency mode",
+];
 
 /// Files under a final name in `dir` (not hidden, not partial).
 fn published(dir: &Path) -> Vec<String> {
@@ -48,9 +55,10 @@ fn published(dir: &Path) -> Vec<String> {
 
 /// (a) The unconverted guest gives up on its root on virtio-blk; `inspect` says it will not
 /// boot and why.
-fn unconverted_fails(variant: &str, reason: &str) {
-    let (vmdk, mac, _) = guest(variant);
-    let r = boot(&vmdk, "vmdk", Bus::Virtio, &mac, MARKER, GIVE_UP, Duration::from_secs(240));
+fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
+    let (vmdk, _, _) = guest(variant);
+    let macs = facts(&vmdk, "macs").join(",");
+    let r = boot(&vmdk, "vmdk", bus, &macs, MARKER, GIVE_UP, Duration::from_secs(300));
     assert!(
         r.marker.is_none(),
         "{variant} booted on virtio unconverted:\n{}",
@@ -77,13 +85,20 @@ fn unconverted_fails(variant: &str, reason: &str) {
     assert!(text.contains("boots on KVM as it is (virtio-blk): no, because"), "{text}");
 }
 
-/// Boots a converted boot disk and checks its marker line.
-fn boots_converted(variant: &str, disk: &Path, mac: &str, how: &str) {
-    let r = boot(disk, "qcow2", Bus::Virtio, mac, MARKER, GIVE_UP, Duration::from_secs(300));
+/// Boots a converted boot disk and checks its marker line says what the builder expects
+/// (root device, each NIC up with its address, active swap).
+fn boots_converted(variant: &str, disk: &Path, vmdk: &Path, how: &str) {
+    let macs = facts(vmdk, "macs").join(",");
+    let r = boot(disk, "qcow2", Bus::Virtio, &macs, MARKER, GIVE_UP, Duration::from_secs(300));
     let line = r.marker.unwrap_or_else(|| {
         panic!("{variant} ({how}) did not reach its marker:\n{}", tail(&r.console, 30))
     });
-    assert!(line.contains("root=/dev/vda1") && line.contains(NET), "{variant} ({how}): {line}");
+    for want in facts(vmdk, "expect") {
+        assert!(
+            line.split_whitespace().any(|w| w.starts_with(&want)),
+            "{variant} ({how}): expected {want} in {line}"
+        );
+    }
     eprintln!("corpus: {variant} after {how}: marker after {:.0} s: {line}", r.seconds);
 }
 
@@ -104,7 +119,7 @@ fn backups(disk: &Path) -> String {
 /// (b) `hyper2kvm convert --backup`: boots, the verdict is yes, the systemd links' backups
 /// are links.
 fn converted_boots(variant: &str) {
-    let (vmdk, mac, _) = guest(variant);
+    let (vmdk, _, _) = guest(variant);
     let before = sha256_hex(&vmdk);
     let t = scratch();
     let out = t.path().join("out");
@@ -130,28 +145,38 @@ fn converted_boots(variant: &str) {
             "{variant}: no passed {check} check: {verdict}"
         );
     }
-    // The domain carries the MAC the guest's configuration is written for.
+    // The domain carries the MACs the guest's configuration is written for.
     let xml = std::fs::read_to_string(v["report"]["domain"]["xml"].as_str().unwrap()).unwrap();
-    assert!(xml.contains(&format!("<mac address=\"{mac}\"/>")), "{xml}");
+    for mac in facts(&vmdk, "macs") {
+        assert!(xml.contains(&format!("<mac address=\"{mac}\"/>")), "{xml}");
+    }
     assert_eq!(sha256_hex(&vmdk), before, "the source is never written");
     let disk = PathBuf::from(v["report"]["outputs"][0]["path"].as_str().unwrap());
-    // open-vm-tools' unit link, removed with --backup, is kept as a link to the same target.
+    // open-vm-tools' unit link (absolute, as systemctl enable writes it; /usr/lib/… on merged
+    // /usr), removed with --backup, is kept as a link to the same target.
     let baks = backups(&disk);
     assert!(
         baks.lines().any(|l| l.starts_with("l ")
-            && l.contains("multi-user.target.wants/open-vm-tools.service.hyper2kvm.bak -> /lib/systemd/system/open-vm-tools.service")),
+            && l.contains("multi-user.target.wants/open-vm-tools.service.hyper2kvm.bak -> /")
+            && l.ends_with("/systemd/system/open-vm-tools.service")),
         "{variant}: backups: {baks}"
     );
-    boots_converted(variant, &disk, &mac, "convert");
+    boots_converted(variant, &disk, &vmdk, "convert");
 }
 
 /// (c) A manifest as HyperSDK's vSphere exporter writes it, in direct mode.
 fn manifest_boots(variant: &str) {
-    let (vmdk, mac, _) = guest(variant);
+    let (vmdk, _, _) = guest(variant);
     let t = scratch();
     let export = t.path().join("export");
     std::fs::create_dir(&export).unwrap();
     let name = format!("vm-{variant}");
+    // HyperSDK writes the MACs as vSphere reports them (upper case, `-`).
+    let nics: Vec<serde_json::Value> = facts(&vmdk, "macs")
+        .iter()
+        .enumerate()
+        .map(|(i, mac)| serde_json::json!({"id": format!("nic-{i}"), "mac": mac.to_uppercase().replace(':', "-"), "network": "VM Network"}))
+        .collect();
     let manifest = serde_json::json!({
         "manifest_version": "1.0",
         "source": {"provider": "vsphere", "vm_id": "vm-42", "vm_name": name, "datacenter": "DC1"},
@@ -159,7 +184,7 @@ fn manifest_boots(variant: &str) {
         "disks": [{"id": "disk-0", "source_format": "vmdk", "bytes": std::fs::metadata(&vmdk).unwrap().len(),
                    "local_path": vmdk, "checksum": format!("sha256:{}", sha256_hex(&vmdk)),
                    "boot_order_hint": 0, "disk_type": "boot"}],
-        "nics": [{"id": "nic-0", "mac": mac.to_uppercase().replace(':', "-"), "network": "VM Network"}],
+        "nics": nics,
         "metadata": {"hypersdk_version": "0.9.0", "job_id": "vm-42"},
         "pipeline": {
             "inspect": {"enabled": true},
@@ -180,15 +205,29 @@ fn manifest_boots(variant: &str) {
     assert_eq!(r["pipeline"]["success"], true, "{r}");
     assert_eq!(r["boot_verdict"]["will_boot"], true, "{}", r["boot_verdict"]);
     let disk = out.join(format!("{name}.qcow2"));
-    boots_converted(variant, &disk, &mac, "manifest");
+    boots_converted(variant, &disk, &vmdk, "manifest");
 }
 
+/// A variant's tests: before (unconverted on virtio, with the reason `inspect` must give),
+/// after `convert`, and (with `manifest`) after a vSphere manifest.
 macro_rules! variant {
     ($m:ident, $name:literal, $reason:literal) => {
         mod $m {
             #[test]
             fn boot_unconverted_does_not_boot() {
-                super::unconverted_fails($name, $reason);
+                super::unconverted_fails($name, super::Bus::Virtio, $reason);
+            }
+            #[test]
+            fn boot_after_convert() {
+                super::converted_boots($name);
+            }
+        }
+    };
+    ($m:ident, $name:literal, $reason:literal, manifest) => {
+        mod $m {
+            #[test]
+            fn boot_unconverted_does_not_boot() {
+                super::unconverted_fails($name, super::Bus::Virtio, $reason);
             }
             #[test]
             fn boot_after_convert() {
@@ -205,10 +244,31 @@ macro_rules! variant {
 variant!(
     grub_nouuid,
     "grub-nouuid",
-    "boots with root=/dev/sda1: /dev/sda1 will not exist on virtio-blk"
+    "boots with root=/dev/sda1: /dev/sda1 will not exist on virtio-blk",
+    manifest
 );
-variant!(netplan, "netplan", "lacks virtio_blk");
-variant!(networkmanager, "nm", "configures ens192, but no interface will have that name");
+variant!(netplan, "netplan", "lacks virtio_blk", manifest);
+variant!(networkmanager, "nm", "configures ens192, but no interface will have that name", manifest);
+variant!(dracut, "dracut", "lacks virtio_blk");
+variant!(sepboot, "sepboot", "lacks virtio_blk");
+variant!(xfs, "xfs", "lacks virtio_blk");
+variant!(btrfs, "btrfs", "lacks virtio_blk");
+variant!(swap, "swap", "lacks virtio_blk");
+variant!(twonic, "twonic", "lacks virtio_blk", manifest);
+variant!(bullseye, "bullseye", "lacks virtio_blk");
+variant!(trixie, "trixie", "lacks virtio_blk");
+
+// The guests `linux_guest` converts (bios, uefi, lvm): before, unconverted.
+
+#[test]
+fn boot_uefi_unconverted_does_not_boot() {
+    unconverted_fails("uefi", Bus::VirtioUefi, "lacks virtio_blk");
+}
+
+#[test]
+fn boot_lvm_unconverted_does_not_boot() {
+    unconverted_fails("lvm", Bus::Virtio, "lacks virtio_blk");
+}
 
 // The verifier's refusals.
 

@@ -42,7 +42,8 @@ const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// Boots `image` (opened with `snapshot=on`: never written) and waits for a console line
-/// containing `marker`, for `give_up` (a line that proves failure), or for `limit`.
+/// containing `marker`, for `give_up` (a line that proves failure), or for `limit`. `mac` is
+/// one MAC, or several separated by commas for a NIC each (on the virtio buses).
 pub fn boot(
     image: &Path,
     format: &str,
@@ -64,20 +65,26 @@ pub fn boot(
         "-monitor",
         "none",
     ]);
-    cmd.args(["-serial", "stdio", "-netdev", "user,id=n0"]);
+    cmd.args(["-serial", "stdio"]);
     let drive = format!("file={},format={format},snapshot=on", image.display());
     match bus {
-        Bus::Ide => cmd.args(["-machine", "pc,accel=tcg", "-drive", &format!("{drive},if=ide")]),
-        Bus::Virtio | Bus::VirtioUefi => cmd.args([
+        Bus::Ide => cmd.args([
+            "-netdev",
+            "user,id=n0",
             "-machine",
-            "q35,accel=tcg",
+            "pc,accel=tcg",
             "-drive",
-            &format!("{drive},if=none,id=d0"),
-            "-device",
-            "virtio-blk-pci,drive=d0",
-            "-device",
-            &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+            &format!("{drive},if=ide"),
         ]),
+        Bus::Virtio | Bus::VirtioUefi => {
+            cmd.args(["-machine", "q35,accel=tcg", "-drive", &format!("{drive},if=none,id=d0")]);
+            cmd.args(["-device", "virtio-blk-pci,drive=d0"]);
+            for (i, m) in mac.split(',').enumerate() {
+                cmd.args(["-netdev", &format!("user,id=n{i}")]);
+                cmd.args(["-device", &format!("virtio-net-pci,netdev=n{i},mac={m}")]);
+            }
+            &mut cmd
+        }
     };
     let vars = image.with_extension("ovmf-vars.fd");
     if let Bus::VirtioUefi = bus {

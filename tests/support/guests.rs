@@ -24,6 +24,14 @@ pub fn debian(variant: &str) -> (PathBuf, String, String) {
     (vmdk, mac, kernel)
 }
 
+/// What the builder wrote next to a cached guest's VMDK: `macs` (one per line) or `expect`
+/// (the marker's `root=`, `net=`, `swap=` after a conversion to virtio, one per line).
+#[allow(dead_code)]
+pub fn facts(vmdk: &std::path::Path, file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(vmdk.parent().unwrap().join(file)).unwrap();
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
 /// `hyper2kvm` with libguestfs on TCG: these machines' /dev/kvm cannot run a Linux guest.
 pub fn hyper2kvm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"));

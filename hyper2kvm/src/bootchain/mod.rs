@@ -150,19 +150,34 @@ impl Run<'_> {
     }
 
     /// The guest path of `path` on the file system with UUID/label, or on the root/boot one.
+    /// On btrfs, GRUB's paths start at the top-level subvolume (`/@/boot/vmlinuz`), so a
+    /// mounted subvolume's name is taken off the front.
     fn guest_path(&self, uuid: Option<&str>, label: Option<&str>, path: &str) -> Option<String> {
         let on = |dev: &str| {
-            let mp = self
-                .insp
-                .mountpoints
-                .iter()
-                .find(|(_, d)| same_dev(self.g, d, dev))
-                .map(|(m, _)| m.clone())?;
-            Some(if mp == "/" {
-                path.to_string()
-            } else {
-                format!("{}{path}", mp.trim_end_matches('/'))
-            })
+            let mut best: Option<(usize, String)> = None;
+            for (mp, d) in &self.insp.mountpoints {
+                if !self.devs.same(d, dev) {
+                    continue;
+                }
+                let sub = btrfs_subvolume(d).unwrap_or("");
+                let inside = if sub.is_empty() {
+                    Some(path)
+                } else {
+                    path.strip_prefix('/')
+                        .and_then(|p| p.strip_prefix(sub))
+                        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                };
+                let Some(inside) = inside else { continue };
+                if best.as_ref().is_none_or(|(n, _)| sub.len() > *n) {
+                    let joined = if mp == "/" {
+                        inside.to_string()
+                    } else {
+                        format!("{}{inside}", mp.trim_end_matches('/'))
+                    };
+                    best = Some((sub.len(), joined));
+                }
+            }
+            best.map(|(_, p)| p)
         };
         let dev = match (uuid, label) {
             (Some(u), _) => self.devs.resolve(&format!("UUID={u}")).ok(),
@@ -181,19 +196,35 @@ impl Run<'_> {
     }
 }
 
-/// An appliance device name in a comparable form: `btrfsvol:/dev/sda2/@` is `/dev/sda2`, and a
-/// logical volume is `/dev/VG/LV` however it was named.
-fn canonical(g: &Guest, d: &str) -> String {
-    let d = match d.strip_prefix("btrfsvol:") {
-        Some(rest) => rest.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
-        None => d.to_string(),
-    };
-    g.handle().lvm_canonical_lv_name(&d).unwrap_or(d)
+/// The device and subvolume of libguestfs's `btrfsvol:/dev/sda2/@` (`/dev/mapper/NAME` devices
+/// have one more component).
+fn btrfs_parts(d: &str) -> Option<(&str, &str)> {
+    let rest = d.strip_prefix("btrfsvol:")?;
+    let n = if rest.starts_with("/dev/mapper/") { 3 } else { 2 };
+    let cut = rest.match_indices('/').nth(n).map(|(i, _)| i)?;
+    Some((&rest[..cut], &rest[cut + 1..]))
 }
 
-/// True when the appliance names `a` and `b` are the same device.
-fn same_dev(g: &Guest, a: &str, b: &str) -> bool {
-    a == b || canonical(g, a) == canonical(g, b)
+/// The subvolume a `btrfsvol:` mount names.
+fn btrfs_subvolume(d: &str) -> Option<&str> {
+    btrfs_parts(d).map(|(_, s)| s.trim_matches('/')).filter(|s| !s.is_empty())
+}
+
+impl Devices {
+    /// An appliance device name in a comparable form: `btrfsvol:/dev/sda2/@` is `/dev/sda2`,
+    /// and a logical volume's `/dev/mapper/VG-LV` is `/dev/VG/LV`.
+    fn canonical<'a>(&'a self, d: &'a str) -> &'a str {
+        let d = btrfs_parts(d).map_or(d, |(dev, _)| dev);
+        match d.strip_prefix("/dev/mapper/") {
+            Some(name) => self.mapper.iter().find(|(m, _)| m == name).map_or(d, |(_, lv)| lv),
+            None => d,
+        }
+    }
+
+    /// True when the appliance names `a` and `b` are the same device.
+    fn same(&self, a: &str, b: &str) -> bool {
+        a == b || self.canonical(a) == self.canonical(b)
+    }
 }
 
 /// Verifies a Linux guest's boot chain for `target`. The guest's file systems must be mounted
@@ -366,11 +397,12 @@ fn entry_checks(r: &mut Run<'_>, e: &grub::Entry, cfg: &str, scratch: &Path) -> 
     match grub::arg(args, "root") {
         None => r.fail("root", format!("default entry {title:?} in {cfg} has no root= on its kernel command line")),
         Some(root) => match r.devs.resolve(root) {
-            Ok(dev) if same_dev(r.g, &dev, root_fs) => r.pass("root", format!("root={root} is the root file system ({dev} here)")),
+            Ok(dev) if r.devs.same(&dev, root_fs) => r.pass("root", format!("root={root} is the root file system ({dev} here)")),
             Ok(dev) => r.fail("root", format!("default entry {title:?} in {cfg} boots with root={root}, which is {dev}, not the root file system ({root_fs})")),
             Err(why) => r.fail("root", format!("default entry {title:?} in {cfg} boots with root={root}: {why}")),
         },
     }
+    root_subvolume(r, args, title, cfg);
     if let Some(resume) = grub::arg(args, "resume").filter(|v| !v.is_empty() && *v != "none") {
         match r.devs.resolve(resume) {
             Ok(dev) => r.pass("resume", format!("resume={resume} is {dev}")),
@@ -404,6 +436,36 @@ fn entry_checks(r: &mut Run<'_>, e: &grub::Entry, cfg: &str, scratch: &Path) -> 
     drivers(r, version.as_deref(), image.as_deref(), scratch)
 }
 
+/// A root on a btrfs subvolume: `rootflags=subvol=` names it, or it is the default subvolume
+/// (what the kernel mounts without one).
+fn root_subvolume(r: &mut Run<'_>, args: &str, title: &str, cfg: &str) {
+    let Some(sub) = btrfs_subvolume(&r.insp.root_device) else { return };
+    let flags = grub::arg(args, "rootflags").unwrap_or("");
+    match flags.split(',').find_map(|f| f.strip_prefix("subvol=")) {
+        Some(given) if given.trim_matches('/') == sub => {
+            r.pass("root", format!("rootflags=subvol={given} is the root subvolume"));
+        }
+        Some(given) => r.fail(
+            "root",
+            format!("default entry {title:?} in {cfg} boots with rootflags=subvol={given}, but the root file system is subvolume {sub}"),
+        ),
+        None => {
+            let h = r.g.handle();
+            let default = h.btrfs_subvolume_get_default("/").ok();
+            let path = h.btrfs_subvolume_list("/").ok().and_then(|l| {
+                l.into_iter()
+                    .find(|v| Some(v.btrfssubvolume_id as i64) == default)
+                    .map(|v| v.btrfssubvolume_path)
+            });
+            if path.as_deref().map(|p| p.trim_matches('/')) == Some(sub) {
+                r.pass("root", format!("the root subvolume {sub} is the default subvolume"));
+            } else {
+                r.fail("root", format!("default entry {title:?} in {cfg} has no rootflags=subvol={sub}: the kernel would mount the default subvolume, not the root ({sub})"));
+            }
+        }
+    }
+}
+
 /// The target bus's drivers (and the root's storage stack) in the initramfs or built in.
 fn drivers(
     r: &mut Run<'_>,
@@ -427,7 +489,7 @@ fn drivers(
         None => None,
     };
     let mut needed: Vec<&str> = r.target.drivers.clone();
-    let lvm_root = r.devs.mapper.iter().any(|(_, lv)| same_dev(r.g, lv, &r.insp.root_device));
+    let lvm_root = r.devs.mapper.iter().any(|(_, lv)| r.devs.same(lv, &r.insp.root_device));
     if lvm_root {
         needed.push("dm_mod");
     }
@@ -603,4 +665,33 @@ fn network(r: &mut Run<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn btrfs_mounts_split_into_device_and_subvolume() {
+        assert_eq!(btrfs_parts("btrfsvol:/dev/sda2/@"), Some(("/dev/sda2", "@")));
+        assert_eq!(btrfs_parts("btrfsvol:/dev/sda2/@/var/lib"), Some(("/dev/sda2", "@/var/lib")));
+        assert_eq!(
+            btrfs_parts("btrfsvol:/dev/mapper/vg0-root/root"),
+            Some(("/dev/mapper/vg0-root", "root"))
+        );
+        assert_eq!(btrfs_parts("/dev/sda2"), None);
+        assert_eq!(btrfs_subvolume("btrfsvol:/dev/sda2/@"), Some("@"));
+        assert_eq!(btrfs_subvolume("btrfsvol:/dev/sda2/"), None);
+    }
+
+    #[test]
+    fn logical_volumes_compare_by_their_mapper_names() {
+        let devs = Devices {
+            mapper: vec![("vg0-root".into(), "/dev/vg0/root".into())],
+            ..Devices::default()
+        };
+        assert!(devs.same("/dev/mapper/vg0-root", "/dev/vg0/root"));
+        assert!(devs.same("btrfsvol:/dev/sda1/@", "/dev/sda1"));
+        assert!(!devs.same("/dev/sda1", "/dev/sda2"));
+    }
 }
