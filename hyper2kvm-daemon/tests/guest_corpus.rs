@@ -53,8 +53,8 @@ fn published(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// (a) The unconverted guest gives up on its root on virtio-blk; `inspect` says it will not
-/// boot and why.
+/// (a) The unconverted guest gives up on its root on virtio (or never reaches its marker);
+/// `inspect --json` and `convert --dry-run` say it will not boot, and why.
 fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
     let (vmdk, _, _) = guest(variant);
     let macs = facts(&vmdk, "macs").join(",");
@@ -80,9 +80,23 @@ fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
         checks.iter().any(|c| c["ok"] == false && c["detail"].as_str().unwrap().contains(reason)),
         "{variant}: no failed check says {reason:?}: {verdict}"
     );
-    let human = hyper2kvm().arg("inspect").arg(&vmdk).output().unwrap();
-    let text = String::from_utf8_lossy(&human.stdout);
+    // A dry run prints the same verdict (as `inspect` without `--json` does) beside its plan,
+    // and writes nothing.
+    let t = scratch();
+    let out = t.path().join("out");
+    let o = hyper2kvm()
+        .arg("convert")
+        .arg(&vmdk)
+        .arg("-o")
+        .arg(&out)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text.contains("boots on KVM as it is (virtio-blk): no, because"), "{text}");
+    assert!(text.lines().any(|l| l.contains("failed check") && l.contains(reason)), "{text}");
+    assert!(published(&out).is_empty(), "a dry run publishes nothing");
 }
 
 /// Boots a converted boot disk and checks its marker line says what the builder expects
@@ -249,12 +263,20 @@ variant!(
 );
 variant!(netplan, "netplan", "lacks virtio_blk", manifest);
 variant!(networkmanager, "nm", "configures ens192, but no interface will have that name", manifest);
-variant!(dracut, "dracut", "lacks virtio_blk");
-variant!(sepboot, "sepboot", "lacks virtio_blk");
+variant!(
+    dracut,
+    "dracut",
+    "ifcfg-ens192 (ifcfg) configures ens192, but no interface will have that name"
+);
+variant!(
+    sepboot,
+    "sepboot",
+    "/etc/fstab mounts /boot from /dev/sda1: /dev/sda1 will not exist on virtio-blk"
+);
 variant!(xfs, "xfs", "lacks virtio_blk");
 variant!(btrfs, "btrfs", "lacks virtio_blk");
-variant!(swap, "swap", "lacks virtio_blk");
-variant!(twonic, "twonic", "lacks virtio_blk", manifest);
+variant!(swap, "swap", "resumes from resume=/dev/sda2: /dev/sda2 will not exist on virtio-blk");
+variant!(twonic, "twonic", "configures ens224, but no interface will have that name", manifest);
 variant!(bullseye, "bullseye", "lacks virtio_blk");
 variant!(trixie, "trixie", "lacks virtio_blk");
 
@@ -358,6 +380,22 @@ fn verifier_refuses_an_fstab_entry_to_a_missing_device() {
         &t.path().join("out"),
         &[
             "/etc/fstab mounts /srv from UUID=0bad0bad-0000-4000-8000-000000000001: no device on the converted disks has UUID",
+        ],
+    );
+}
+
+/// An ifupdown option left without a value: our reading of the file still finds ens192, but
+/// the guest's own `ifup` would refuse the whole file at boot.
+#[test]
+fn verifier_refuses_an_interfaces_file_its_ifup_rejects() {
+    let t = scratch();
+    let disk = broken(t.path(), "write-append /etc/network/interfaces \"    mtu\\n\"");
+    refused(
+        &disk,
+        &t.path().join("out"),
+        &[
+            "the guest's ifup --no-act --all (ifupdown) rejects its configuration",
+            "option with empty value",
         ],
     );
 }

@@ -457,10 +457,14 @@ mount /dev/sda1 /boot"
   else
     fill="mount /dev/sda1 /"
   fi
+  # grub-install in the appliance has been seen to fail now and then ("embedding is not
+  # possible, but this is required for cross-disk install": grub-probe saw another disk for
+  # /boot/grub); it is tried again, what grub-probe saw printed each time.
+  install='n=0; until grub-install --target=i386-pc /dev/sda; do n=$((n + 1)); echo grub-install failed: /boot/grub is $(grub-probe -t device /boot/grub) on $(grub-probe -t disk /boot/grub) >&2; [ $n -lt 3 ] || exit 1; sleep 3; done'
   fish -a "$disk" <<FISH
 run
 $fill
-command "grub-install --target=i386-pc /dev/sda"
+sh "$install"
 command "update-grub"
 umount-all
 FISH

@@ -17,11 +17,13 @@
 //!   and for an LVM root device mapper and `lvm`;
 //! - `fstab`, `crypttab`: every entry needed at boot resolves;
 //! - `network`: every configuration names an interface that will exist, and none is pinned to a
-//!   MAC the target will not have.
+//!   MAC the target will not have; on the converted guest, the guest's own `ifup --no-act` and
+//!   `netplan generate` accept it ([`tools`]).
 
 pub mod devices;
 pub mod grub;
 pub mod network;
+pub mod tools;
 
 use std::path::Path;
 
@@ -655,6 +657,9 @@ fn network(r: &mut Run<'_>) -> Result<()> {
         if let Some(l) = network::link(&r.g.read_text(&p)?.unwrap_or_default()) {
             renames.push(l);
         }
+    }
+    for (ok, detail) in tools::run(r.g) {
+        if ok { r.pass("network", detail) } else { r.fail("network", detail) }
     }
     let eth_names = grub::arg(&r.cmdline, "net.ifnames") == Some("0");
     let nics = TargetNics { macs: r.target.macs.clone(), eth_names, renames };

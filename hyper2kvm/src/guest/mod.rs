@@ -51,15 +51,17 @@ impl std::fmt::Debug for Guest {
 
 /// Turns a libguestfs error into ours.
 pub(crate) fn gerr(what: &str, e: guestfs::Error) -> Error {
+    Error::new(ErrorKind::GuestInspection, format!("{what}: {}", message(&e)))
+}
+
+/// The message libguestfs gave (the crate's error has no Display; its Debug holds it).
+pub(crate) fn message(e: &guestfs::Error) -> String {
     let text = format!("{e:?}");
-    // The crate's error has no Display; its Debug holds the message libguestfs gave.
-    let message = text
-        .split("message: \"")
+    text.split("message: \"")
         .nth(1)
         .and_then(|m| m.split("\", errno").next())
         .map(|m| m.replace("\\\"", "\"").replace("\\n", " "))
-        .unwrap_or(text);
-    Error::new(ErrorKind::GuestInspection, format!("{what}: {message}"))
+        .unwrap_or(text)
 }
 
 impl Guest {
