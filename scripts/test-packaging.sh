@@ -21,7 +21,13 @@ out=$(cd "$work" && systemd-analyze verify hyper2kvm.service hyper2kvm@vsphere.s
 sed 's/^KillMode=mixed/KillMode=mixxed/' "$work/hyper2kvm.service" > "$work/broken.service"
 out=$(cd "$work" && systemd-analyze verify broken.service 2>&1 || true)
 [[ $out == *"kill mode"* ]] || fail "a broken unit was not reported: $out"
-grep -q '^Type=notify$' packaging/systemd/hyper2kvm.service || fail "hyper2kvm.service is not Type=notify"
+# hyperctl daemon -op status reads systemctl status (Main PID, Active:, our STATUS= text): both
+# units must be Type=notify with the notifications accepted from the main process only.
+for u in hyper2kvm.service hyper2kvm@.service; do
+  for key in Type=notify NotifyAccess=main WatchdogSec=60s; do
+    grep -qx "$key" "packaging/systemd/$u" || fail "$u lacks $key"
+  done
+done
 grep -q -- '--instance=%i' packaging/systemd/hyper2kvm@.service || fail "the template does not pass --instance"
 echo "test-packaging: units verified"
 

@@ -25,6 +25,9 @@ pub struct Cli {
 pub struct RunArgs {
     /// An Artifact Manifest v1.0 (JSON or YAML).
     pub manifest: Option<PathBuf>,
+    /// The same as the positional MANIFEST (the form HyperSDK's vSphere converter uses).
+    #[arg(long = "manifest", value_name = "PATH", conflicts_with = "manifest")]
+    pub manifest_flag: Option<PathBuf>,
     /// Check the manifest, inspect read-only and print the plan; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -236,4 +239,11 @@ pub struct DomainArgs {
     /// Seconds the boot test may take.
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub boot_timeout: u64,
+}
+
+impl RunArgs {
+    /// The manifest, given positionally or with `--manifest`.
+    pub fn manifest_path(&self) -> Option<&PathBuf> {
+        self.manifest.as_ref().or(self.manifest_flag.as_ref())
+    }
 }

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Status(a)) => {
             daemon::status::show(&daemon::state_dir(a.instance.as_deref(), a.state_dir), a.json)
         }
-        None if args.direct.manifest.is_some() => commands::run::run(&args.direct),
+        None if args.direct.manifest_path().is_some() => commands::run::run(&args.direct),
         None => {
             eprintln!("hyper2kvm: give a command or a manifest (hyper2kvm --help)");
             ExitCode::from(2)

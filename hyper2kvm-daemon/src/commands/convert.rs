@@ -84,11 +84,12 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         boot_test: super::domain::boot_test_options(&args.domain),
         ..ConvertOptions::default()
     };
+    // Every Output: path is absolute (HyperSDK-style callers run us from their own directory).
+    let out_dir = std::path::absolute(&args.output_dir).unwrap_or_else(|_| args.output_dir.clone());
     let cancel = CancelToken::new();
     crate::signals::cancel_on_interrupt(&cancel);
     let mut view = ProgressView::new();
-    let result =
-        hyper2kvm::convert(&args.input, &args.output_dir, &opts, &mut |p| view.update(p), &cancel);
+    let result = hyper2kvm::convert(&args.input, &out_dir, &opts, &mut |p| view.update(p), &cancel);
     view.finish();
     let result = result.and_then(|report| {
         let defined = super::domain::define_if_asked(&args.domain, &report)?;

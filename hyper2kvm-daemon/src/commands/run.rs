@@ -45,7 +45,7 @@ fn print_event(prefix: &str, e: &Event, last_percent: &mut u64) {
 
 /// Runs the subcommand.
 pub fn run(args: &RunArgs) -> ExitCode {
-    let Some(path) = &args.manifest else {
+    let Some(path) = args.manifest_path() else {
         eprintln!("hyper2kvm: run needs a manifest");
         return ExitCode::from(2);
     };
@@ -63,6 +63,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return exit_code(&e);
         }
     };
+    // HyperSDK takes an Output: line's second whitespace-separated field as the path.
+    if !args.json
+        && let Some(dir) = run
+            .output_dirs()
+            .into_iter()
+            .find(|d| d.to_string_lossy().contains(char::is_whitespace))
+    {
+        eprintln!(
+            "hyper2kvm: error: {}: the output directory's path holds whitespace, which HyperSDK cannot read from an Output: line (its path is the line's second whitespace-separated field); choose output.directory without whitespace, or use --json",
+            dir.display()
+        );
+        return ExitCode::from(2);
+    }
     let dry =
         args.dry_run || matches!(&run, ManifestRun::Vm(j) if j.manifest().manifest.options.dry_run);
     if dry {

@@ -274,6 +274,27 @@ impl Daemon {
             match self.queue.claim(r.name(), &instance) {
                 Ok(Some(claimed)) => {
                     log::info!("claimed {} as job {} ({vm_name})", claimed.name, claimed.id);
+                    let ids: Vec<String> = match &r {
+                        Ready::Manifest { doc: Some(d), .. } => d["disks"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|d| d["id"].as_str().map(String::from))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
+                    match results::supersede(&self.cfg.output_dir, &vm_name, &ids) {
+                        Ok(Some(dir)) => log::info!(
+                            "[{}] earlier results of {vm_name} moved aside to {}",
+                            claimed.id,
+                            dir.display()
+                        ),
+                        Ok(None) => {}
+                        Err(e) => log::error!(
+                            "[{}] cannot move earlier results of {vm_name} aside: {e}",
+                            claimed.id
+                        ),
+                    }
                     self.spawn(Work { claimed, refuse, vm_name, attempt: 1 });
                 }
                 Ok(None) => log::debug!("{} was claimed by another daemon", r.name()),

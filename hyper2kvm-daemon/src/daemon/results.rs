@@ -42,6 +42,74 @@ pub fn write_error(a: &Attempt, e: &Error) -> std::io::Result<PathBuf> {
     Ok(text_path)
 }
 
+/// Where earlier results go when a new job of the same VM name is claimed.
+pub const SUPERSEDED: &str = ".hyper2kvm/superseded";
+
+/// HyperSDK polls `{vm}.qcow2` before `{vm}.error` and clears neither: when a job for `vm` is
+/// claimed, the results an earlier job of that name left in `out` (the disks, the domain and
+/// its NVRAM, the report, the error files — the fixed names, `{vm}-{id}` for each of the new
+/// manifest's `disk_ids`, HyperSDK's `{vm}-disk-N`, and whatever the earlier report lists in
+/// `out`) are moved into
+/// `out/.hyper2kvm/superseded/{vm}-{time}/`, never deleted, so no stale file can decide the
+/// new job. Returns that directory when something was moved.
+pub fn supersede(out: &Path, vm: &str, disk_ids: &[String]) -> std::io::Result<Option<PathBuf>> {
+    let mut names: Vec<String> = ["qcow2", "raw", "xml", "report.json", "error", "error.json"]
+        .iter()
+        .map(|ext| format!("{vm}.{ext}"))
+        .collect();
+    names.push(format!("{vm}_VARS.fd"));
+    for id in disk_ids {
+        let id = hyper2kvm::convert::safe_file_stem(id);
+        names.push(format!("{vm}-{id}.qcow2"));
+        names.push(format!("{vm}-{id}.raw"));
+    }
+    // HyperSDK names its disks disk-0, disk-1, …: an earlier export may have had more.
+    let prefix = format!("{vm}-disk-");
+    for e in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let digits = n
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".qcow2").or_else(|| r.strip_suffix(".raw")));
+        if digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+            names.push(n);
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(out.join(format!("{vm}.report.json")))
+        && let Ok(report) = serde_json::from_str::<Value>(&text)
+    {
+        for a in report["artifacts"].as_array().into_iter().flatten() {
+            let Some(p) = a["path"].as_str().map(Path::new) else { continue };
+            if p.parent() == Some(out)
+                && let Some(n) = p.file_name().and_then(|n| n.to_str())
+            {
+                names.push(n.to_string());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    let present: Vec<&String> =
+        names.iter().filter(|n| out.join(n).symlink_metadata().is_ok()).collect();
+    if present.is_empty() {
+        return Ok(None);
+    }
+    let stamp =
+        hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
+    let parent = out.join(SUPERSEDED);
+    std::fs::create_dir_all(&parent)?;
+    let mut dir = parent.join(format!("{vm}-{stamp}"));
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = parent.join(format!("{vm}-{stamp}-{n}"));
+    }
+    std::fs::create_dir(&dir)?;
+    for name in present {
+        std::fs::rename(out.join(name), dir.join(name))?;
+    }
+    Ok(Some(dir))
+}
+
 /// `CLEANUP_SOURCE`: deletes the source disks of a verified success, but only those inside the
 /// queue directory or `ALLOWED_INPUT_DIRS` (a manifest cannot make us delete anything else).
 pub fn cleanup_sources(cfg: &Config, queue_dir: &Path, a: &Attempt) {

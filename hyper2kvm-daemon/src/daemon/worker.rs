@@ -79,31 +79,26 @@ pub fn vm_name_of(doc: Option<&Value>, fallback: &str) -> String {
     safe_file_stem(&name)
 }
 
-/// The job's output directory: `OUTPUT_DIR`, or the manifest's `output.directory` when that is
-/// inside it (relative paths start at `OUTPUT_DIR`). Anything else is refused.
-fn output_dir(cfg: &Config, m: &LoadedManifest) -> Result<PathBuf, Error> {
+/// The job's output directory: always `OUTPUT_DIR`, where HyperSDK polls for `{vm}.qcow2`. A
+/// manifest's `output.directory` is HyperSDK's export directory (read-only under the unit's
+/// `ProtectSystem=strict`): it is ignored, with a warning in the job's log.
+fn output_dir(
+    cfg: &Config,
+    m: &LoadedManifest,
+    say: &mut dyn FnMut(&str),
+) -> Result<PathBuf, Error> {
     let base = lexical(&std::path::absolute(&cfg.output_dir).unwrap_or(cfg.output_dir.clone()));
-    let Some(d) = &m.manifest.output.directory else { return Ok(base) };
-    let want = lexical(&base.join(d));
-    if !want.starts_with(&base) {
-        return Err(Error::invalid(
-            &m.path,
-            format!(
-                "output.directory: {} is outside OUTPUT_DIR ({}); the daemon writes only there",
-                d.display(),
-                base.display()
-            ),
-        ));
+    if let Some(d) = &m.manifest.output.directory {
+        let w = format!(
+            "warning: output.directory {} ignored: the daemon writes into OUTPUT_DIR ({})",
+            d.display(),
+            base.display()
+        );
+        log::warn!("{}: {w}", m.path.display());
+        say(&w);
     }
-    std::fs::create_dir_all(&want).map_err(|e| Error::io(&want, "cannot create", e))?;
-    let (real, real_base) = (std::fs::canonicalize(&want), std::fs::canonicalize(&base));
-    match (real, real_base) {
-        (Ok(r), Ok(b)) if r.starts_with(&b) => Ok(want),
-        _ => Err(Error::invalid(
-            &m.path,
-            format!("output.directory: {} leads outside OUTPUT_DIR through a link", d.display()),
-        )),
-    }
+    std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, "cannot create", e))?;
+    Ok(base)
 }
 
 /// With `ALLOWED_INPUT_DIRS`, every disk must resolve (links followed) inside one of them.
@@ -192,7 +187,8 @@ pub fn attempt(
             return out;
         }
     };
-    let prepared = output_dir(cfg, &manifest).and_then(|d| check_inputs(cfg, &manifest).map(|_| d));
+    let prepared =
+        output_dir(cfg, &manifest, &mut say).and_then(|d| check_inputs(cfg, &manifest).map(|_| d));
     let dir = match prepared {
         Ok(d) => d,
         Err(e) => {

@@ -327,9 +327,21 @@ fn rest(f: &mut Findings, top: &Map<String, Value>) {
     if let Some(vm) = f.section(top, "vm", &vm_known) {
         f.int(vm, "vm", "cpu", (1, 4096), false);
         f.int(vm, "vm", "mem_gb", (1, 1 << 20), false);
-        f.one_of(vm, "vm", "firmware", &["bios", "uefi", "unknown"], false);
+        // HyperSDK lower-cases vSphere's own word for UEFI: every UEFI vSphere VM arrives so.
+        if f.string(vm, "vm", "firmware", false) == Some("efi") {
+            f.warnings.push("vm.firmware: \"efi\" taken as \"uefi\"".into());
+        } else {
+            f.one_of(vm, "vm", "firmware", &["bios", "uefi", "unknown"], false);
+        }
         f.boolean(vm, "vm", "secureboot");
-        f.one_of(vm, "vm", "os_hint", &["linux", "windows", "unknown"], false);
+        // HyperSDK's docs use distribution names (`ubuntu`); the guest is inspected anyway.
+        if let Some(h) = f.string(vm, "vm", "os_hint", false)
+            && !["linux", "windows", "unknown"].contains(&h)
+        {
+            f.warnings.push(format!(
+                "vm.os_hint: {h:?} is not one of linux, windows, unknown; taken as unknown"
+            ));
+        }
         f.string(vm, "vm", "os_version", false);
     }
     f.strings(top, "", "notes");

@@ -176,13 +176,71 @@ impl LoadedManifest {
         for d in &mut manifest.disks {
             d.local_path = dir.join(&d.local_path);
         }
-        Ok(LoadedManifest { path: path.to_path_buf(), dir, manifest, warnings: findings.warnings })
+        // A vCenter URL with credentials is never kept, so it is never printed or logged.
+        let mut hidden = Vec::new();
+        if let Some(dc) = &mut manifest.source.datacenter
+            && redact(dc)
+        {
+            hidden.push("source.datacenter".to_string());
+        }
+        for (k, v) in &mut manifest.metadata.tags {
+            if redact(v) {
+                hidden.push(format!("metadata.tags.{k}"));
+            }
+        }
+        let mut warnings = findings.warnings;
+        for h in hidden {
+            warnings.push(format!("{h}: a URL with credentials; they are redacted (***@)"));
+        }
+        Ok(LoadedManifest { path: path.to_path_buf(), dir, manifest, warnings })
     }
+}
+
+/// Replaces the `user:password@` of every URL in `s` by `***@`; true when it did.
+pub fn redact(s: &mut String) -> bool {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s.as_str();
+    let mut changed = false;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| "/?#".contains(c) || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+                changed = true;
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        *s = out;
+    }
+    changed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        let mut s = "https://admin%40vsphere.local:S3cr%3At@vc.example.com/sdk/DC1".to_string();
+        assert!(redact(&mut s));
+        assert_eq!(s, "https://***@vc.example.com/sdk/DC1");
+        let mut s = "vi://root:pw@esx1 and https://u:p@vc2:443?x".to_string();
+        assert!(redact(&mut s));
+        assert_eq!(s, "vi://***@esx1 and https://***@vc2:443?x");
+        let mut s = "DC1 at https://vc.example.com/sdk".to_string();
+        assert!(!redact(&mut s));
+        assert_eq!(s, "DC1 at https://vc.example.com/sdk");
+        let mut s = "https://vc/path@not-userinfo".to_string();
+        assert!(!redact(&mut s), "an @ after the authority is not credentials");
+    }
 
     #[test]
     fn json_and_yaml_load_the_same_and_paths_resolve() {

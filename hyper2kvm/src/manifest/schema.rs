@@ -90,7 +90,8 @@ pub struct ManifestDisk {
     pub local_path: PathBuf,
     /// `sha256:<64 lowercase hex>`.
     pub checksum: Option<String>,
-    /// Lowest is the boot disk (default 999).
+    /// Lowest is the boot disk; a missing hint counts as the disk's position (0 for the first),
+    /// see [`crate::pipeline::boot_order`].
     pub boot_order_hint: Option<i64>,
     /// Label (default: the id).
     pub label: Option<String>,
@@ -126,7 +127,7 @@ impl Manifest {
             vcpus: self.vm.cpu,
             cores_per_socket: None,
             uefi: match self.vm.firmware.as_deref() {
-                Some("uefi") => Some(true),
+                Some("uefi" | "efi") => Some(true),
                 Some("bios") => Some(false),
                 _ => None,
             },
@@ -134,8 +135,8 @@ impl Manifest {
             os_id: match (self.vm.os_hint.as_deref(), &self.vm.os_version) {
                 (Some("windows"), v) => Some(format!("windows {}", v.clone().unwrap_or_default())),
                 (_, Some(v)) => Some(v.clone()),
-                (Some(h), None) => Some(h.to_string()),
-                (None, None) => None,
+                (Some(h @ "linux"), None) => Some(h.to_string()),
+                _ => None,
             },
             nics: self
                 .nics
@@ -150,13 +151,6 @@ impl Manifest {
                 .collect(),
             origin: origin.to_string(),
         }
-    }
-}
-
-impl ManifestDisk {
-    /// `boot_order_hint` with the contract's default.
-    pub fn boot_order(&self) -> i64 {
-        self.boot_order_hint.unwrap_or(999)
     }
 }
 

@@ -200,16 +200,24 @@ pub struct Job {
     cancel: CancelToken,
 }
 
-/// Disk order: `boot_order_hint`, then `disk_type` (boot, unknown, data), then manifest order.
+/// Disk order, boot disk first (contract §1, as HyperSDK's writer really writes manifests):
+/// the boot disk is the one disk whose `disk_type` is `boot`; when none is, or several are, it
+/// is the lowest `boot_order_hint` among them (among all disks when none is), where a missing
+/// hint counts as 0 for the first disk and as its position for the others (HyperSDK's
+/// `omitempty` drops the boot disk's hint 0); ties go to array order. The other disks follow
+/// in the same hint order.
 pub fn boot_order(disks: &[ManifestDisk]) -> Vec<usize> {
-    let rank = |d: &ManifestDisk| match d.disk_type.as_deref() {
-        Some("boot") => 0,
-        Some("data") => 2,
-        _ => 1,
+    let hint = |i: usize| disks[i].boot_order_hint.unwrap_or(i as i64);
+    let by_hint = |mut v: Vec<usize>| {
+        v.sort_by_key(|&i| (hint(i), i));
+        v
     };
-    let mut order: Vec<usize> = (0..disks.len()).collect();
-    order.sort_by_key(|&i| (disks[i].boot_order(), rank(&disks[i]), i));
-    order
+    let typed: Vec<usize> =
+        (0..disks.len()).filter(|&i| disks[i].disk_type.as_deref() == Some("boot")).collect();
+    let candidates = if typed.is_empty() { (0..disks.len()).collect() } else { typed };
+    let Some(&boot) = by_hint(candidates).first() else { return Vec::new() };
+    let rest = by_hint((0..disks.len()).filter(|&i| i != boot).collect());
+    std::iter::once(boot).chain(rest).collect()
 }
 
 /// A path inside `dir` from a manifest value: relative, no `..`.
@@ -295,14 +303,16 @@ impl Job {
 
     /// Where outputs go: the option, else `output.directory` (relative to the manifest), else
     /// `<manifest dir>/output`.
+    /// The path is absolute (from the current directory when the manifest's was relative):
+    /// every path in the report and on an `Output:` line is.
     pub fn output_dir(&self) -> PathBuf {
         if let Some(d) = &self.opts.output_dir {
-            return d.clone();
+            return super::absolute(d);
         }
-        match &self.manifest.manifest.output.directory {
+        super::absolute(&match &self.manifest.manifest.output.directory {
             Some(d) => self.manifest.dir.join(d),
             None => self.manifest.dir.join("output"),
-        }
+        })
     }
 
     /// The files the job will write, in order (disks by boot order, domain, report).
@@ -509,6 +519,15 @@ impl Job {
                     "disks[{i}]: the manifest says {}, the content is {}; the content wins",
                     d.source_format,
                     image.format.name()
+                );
+                (clock.events)(&Event::Warning { stage: Stage::Load, message: w.clone() });
+                warnings.push(w);
+            }
+            // HyperSDK's writer puts the exported file's size here, not the virtual size.
+            if d.bytes != image.virtual_size {
+                let w = format!(
+                    "disks[{i}].bytes: the manifest says {}, the image's virtual size is {} (HyperSDK writes the file size); the image wins",
+                    d.bytes, image.virtual_size
                 );
                 (clock.events)(&Event::Warning { stage: Stage::Load, message: w.clone() });
                 warnings.push(w);
@@ -764,15 +783,32 @@ mod tests {
     }
 
     #[test]
-    fn boot_disk_by_hint_then_type_then_order() {
+    fn boot_disk_by_type_then_hint_then_order() {
+        // HyperSDK's real two-disk vSphere manifest: disk-0 has no hint (omitempty dropped 0).
+        let d = [disk("disk-0", None, Some("boot")), disk("disk-1", Some(1), None)];
+        assert_eq!(boot_order(&d), vec![0, 1]);
+        // The same without disk_type: a missing hint is 0 for the first disk.
+        let d = [disk("disk-0", None, None), disk("disk-1", Some(1), None)];
+        assert_eq!(boot_order(&d), vec![0, 1]);
+        // The one `boot` disk wins over any hint.
+        let d = [disk("a", Some(0), Some("data")), disk("b", Some(5), Some("boot"))];
+        assert_eq!(boot_order(&d), vec![1, 0]);
         let d = [
             disk("data", None, Some("data")),
             disk("boot", None, Some("boot")),
             disk("x", None, None),
         ];
-        assert_eq!(boot_order(&d), vec![1, 2, 0]);
-        let d = [disk("a", Some(5), Some("boot")), disk("b", Some(0), Some("data"))];
-        assert_eq!(boot_order(&d), vec![1, 0], "the hint comes first");
+        assert_eq!(boot_order(&d), vec![1, 0, 2]);
+        // Several `boot` disks: the lowest hint among them (missing = position), then order.
+        let d = [
+            disk("d0", Some(0), Some("data")),
+            disk("b1", None, Some("boot")),
+            disk("b2", Some(1), Some("boot")),
+        ];
+        assert_eq!(boot_order(&d), vec![1, 0, 2], "b1's missing hint is 1, a tie won by order");
+        let d = [disk("a", Some(3), None), disk("b", None, None), disk("c", Some(2), None)];
+        assert_eq!(boot_order(&d), vec![1, 2, 0], "b's missing hint is its position, 1");
+        assert!(boot_order(&[]).is_empty());
         assert!(confined(Path::new("/o"), "x", Path::new("../r.json")).is_err());
         assert!(confined(Path::new("/o"), "x", Path::new("/r.json")).is_err());
         assert_eq!(

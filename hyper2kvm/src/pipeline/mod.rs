@@ -17,3 +17,9 @@ mod verify;
 pub use batch::{BatchJob, BatchOutcome, BatchReport, VmResult, VmStatus};
 pub use job::{ConvertDefaults, Event, Job, JobOptions, JobOutcome, Plan, Stage, boot_order};
 pub use run::{ManifestRun, RunOutcome, RunPlan, VmPlan};
+
+/// `p` made absolute from the current directory (unchanged when it already is, or when the
+/// current directory cannot be read).
+pub(crate) fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

@@ -1,7 +1,7 @@
 //! [`ManifestRun`]: either kind of manifest file, loaded, planned or run through one API, so
 //! the command line, the C ABI and the Python module need no case of their own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -97,6 +97,25 @@ impl ManifestRun {
         match self {
             ManifestRun::Vm(j) => &j.manifest().warnings,
             ManifestRun::Batch(b) => &b.batch().warnings,
+        }
+    }
+
+    /// Every directory the run writes into (a batch's own and each enabled VM's), absolute.
+    pub fn output_dirs(&self) -> Vec<PathBuf> {
+        match self {
+            ManifestRun::Vm(j) => vec![j.output_dir()],
+            ManifestRun::Batch(b) => {
+                let batch = b.batch();
+                std::iter::once(super::absolute(&batch.output_dir))
+                    .chain(
+                        batch
+                            .vms
+                            .iter()
+                            .filter(|v| v.enabled)
+                            .map(|v| super::absolute(&v.output_dir)),
+                    )
+                    .collect()
+            }
         }
     }
 
