@@ -81,6 +81,9 @@ pub struct DaemonArgs {
     /// The instance name of hyper2kvm@NAME: its own directories and config file.
     #[arg(long, value_name = "NAME")]
     pub instance: Option<String>,
+    /// Also serve the workflow directories under DIR (WORKFLOW_DIR; off by default).
+    #[arg(long, value_name = "DIR")]
+    pub workflow_dir: Option<PathBuf>,
     /// The config file (default /etc/hyper2kvm/hyper2kvm.conf or hyper2kvm-NAME.conf).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
                 instance: a.instance,
                 config: a.config,
                 state_dir: a.state_dir,
+                workflow_dir: a.workflow_dir,
             },
             stop_timeout: std::time::Duration::from_secs(a.stop_timeout),
         }),

@@ -615,3 +615,175 @@ fn one_queue_file_name_reused_for_five_vms_and_stale_results_moved_aside() {
     assert!(daemon.log().contains("earlier results of web01 moved aside"), "{}", daemon.log());
     assert_eq!(records(&d, "done").len(), 5, "{}", daemon.log());
 }
+
+/// A workflow manifest (contract §3b) for one raw disk; the guest fixes off (the disks hold
+/// data, not an OS). Keys sorted, as the REST API's map round-trip leaves them.
+fn workflow_pipeline(disk: &Path, out: &Path, compress: bool) -> Value {
+    json!({
+        "convert": {"compress": compress, "output_format": "qcow2", "output_path": out},
+        "fix": {"fstab": {"enabled": false, "mode": "stabilize-all"}, "grub": false,
+                "initramfs": {"enabled": false, "regenerate": false},
+                "network": {"enabled": false, "fix_level": "basic"}},
+        "inspect": {"detect_os": true, "enabled": true},
+        "load": {"source_path": disk, "source_type": "raw"},
+        "validate": {"boot_test": false, "enabled": true}
+    })
+}
+
+/// Files of a workflow state directory's date folder (or of `processing/`).
+fn wf_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                std::fs::read_dir(e.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|f| f.file_name().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            } else {
+                vec![e.file_name().to_string_lossy().into_owned()]
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The workflow directories: a single and a batch workflow manifest end in
+/// `processed/<date>/` with their reports; one naming a vCenter inventory path and one that is
+/// not JSON end in `failed/<date>/` with `.error.json`, and the worker keeps serving; `kill -9`
+/// during a job, restart: the job runs again, once, and ends processed.
+#[test]
+fn workflow_directories_processed_failed_and_kill_9() {
+    let d = dirs();
+    let wf = d.root.join("manifest-workflow");
+    let inbox = wf.join("to_be_processed");
+    let conf = format!("{FAST}WORKFLOW_DIR={}\n", wf.display());
+    let daemon = Daemon::start(&d, "a", &conf, &[]);
+    until(Duration::from_secs(10), "the workflow directories", || inbox.is_dir());
+    let single = disk(&d, "wf-single", 2 << 20);
+    let (b1, b2) = (disk(&d, "wf-b1", 2 << 20), disk(&d, "wf-b2", 3 << 20));
+    let out = d.root.join("wf-out");
+    let write = |name: &str, body: &str| {
+        let tmp = d.root.join(format!(".{name}"));
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, inbox.join(name)).unwrap();
+    };
+    write(
+        "web01-20261204-101500.json",
+        &json!({"pipeline": workflow_pipeline(&single, &out.join("web01.qcow2"), false), "version": "1.0"})
+            .to_string(),
+    );
+    write(
+        "pair-20261204-101501.json",
+        &json!({"batch": {"vms": [
+            {"name": "b1", "pipeline": workflow_pipeline(&b1, &out, true)},
+            {"name": "b2", "pipeline": workflow_pipeline(&b2, &out, false)}]}, "version": "1.0"})
+        .to_string(),
+    );
+    let mut vc = workflow_pipeline(&single, &out, false);
+    vc["load"] = json!({"source_type": "vcenter", "source_path": "/DC1/vm/Prod/web02"});
+    write("web02-20261204-101502.json", &json!({"version": "1.0", "pipeline": vc}).to_string());
+    write("junk-20261204-101503.json", "this is not a workflow manifest {");
+    let processed = wf.join("processed");
+    let failed = wf.join("failed");
+    until(Duration::from_secs(60), "two processed and two failed", || {
+        wf_files(&processed).len() == 4 && wf_files(&failed).len() == 4
+    });
+    assert_eq!(
+        wf_files(&processed),
+        [
+            "pair-20261204-101501.json",
+            "pair-20261204-101501.json.report.json",
+            "web01-20261204-101500.json",
+            "web01-20261204-101500.json.report.json"
+        ]
+    );
+    let date_dir = std::fs::read_dir(&processed).unwrap().next().unwrap().unwrap().path();
+    let date = date_dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(date.len() == 10 && date.as_bytes()[4] == b'-', "{date}");
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(date_dir.join("pair-20261204-101501.json.report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["status"], "processed");
+    assert_eq!(report["result"]["vms"].as_array().unwrap().len(), 2, "{report}");
+    for (name, src) in [("web01", &single), ("b1", &b1), ("b2", &b2)] {
+        sh(Command::new("qemu-img")
+            .args(["compare", "-q", "-f", "raw", "-F", "qcow2"])
+            .arg(src)
+            .arg(out.join(format!("{name}.qcow2"))));
+    }
+    let fail_dir = std::fs::read_dir(&failed).unwrap().next().unwrap().unwrap().path();
+    for (name, why) in [
+        ("web02-20261204-101502.json", "\"vcenter\" is not a local file"),
+        ("junk-20261204-101503.json", "is not a JSON document"),
+    ] {
+        let e: Value = serde_json::from_slice(
+            &std::fs::read(fail_dir.join(format!("{name}.error.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e["status"], "failed");
+        assert_eq!(e["original_name"], name);
+        for k in ["job_id", "failed_at", "exception"] {
+            assert!(e[k].as_str().is_some_and(|v| !v.is_empty()), "{k}: {e}");
+        }
+        assert!(e["error"].as_str().unwrap().contains(why), "{e}");
+    }
+    // Still serving.
+    write(
+        "again-20261204-101600.json",
+        &json!({"pipeline": workflow_pipeline(&single, &out.join("again.qcow2"), false), "version": "1.0"})
+            .to_string(),
+    );
+    until(Duration::from_secs(30), "the next one processed", || wf_files(&processed).len() == 6);
+    assert!(wf_files(&wf.join("processing")).is_empty());
+    drop(daemon);
+
+    // Two workers on one directory: each of eight files runs exactly once.
+    let (one, two) = (Daemon::start(&d, "one", &conf, &[]), Daemon::start(&d, "two", &conf, &[]));
+    let names: Vec<String> = (0..8).map(|i| format!("race{i}-20261204-1017{i:02}.json")).collect();
+    for (i, n) in names.iter().enumerate() {
+        let p = workflow_pipeline(&single, &out.join(format!("race{i}.qcow2")), false);
+        write(n, &json!({"version": "1.0", "pipeline": p}).to_string());
+    }
+    until(Duration::from_secs(120), "eight more processed", || wf_files(&processed).len() == 22);
+    let logs = one.log() + &two.log();
+    for n in &names {
+        assert_eq!(logs.matches(&format!("workflow {n}: claimed")).count(), 1, "{n}: {logs}");
+    }
+    assert!(wf_files(&failed).len() == 4 && wf_files(&inbox).is_empty());
+    drop((one, two));
+
+    // kill -9 in the middle of a slow job; a new daemon runs it again, once.
+    let big = big_disk(&d, "wf-big", 384);
+    let mut p = workflow_pipeline(&big, &out.join("big.qcow2"), true);
+    p["convert"]["compress"] = json!(true);
+    let mut first = Daemon::start(&d, "first", &conf, &[]);
+    write("big-20261204-102000.json", &json!({"version": "1.0", "pipeline": p}).to_string());
+    let temp = out.join(".big.qcow2.hyper2kvm-part");
+    until(Duration::from_secs(60), "the workflow conversion to start", || {
+        std::fs::metadata(&temp).is_ok_and(|m| m.len() > 0)
+    });
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    assert_eq!(
+        wf_files(&wf.join("processing")),
+        ["big-20261204-102000.json", "big-20261204-102000.json.meta.json"]
+    );
+    let second = Daemon::start(&d, "second", &conf, &[]);
+    until(Duration::from_secs(300), "the big job processed", || {
+        wf_files(&processed).iter().any(|n| n == "big-20261204-102000.json.report.json")
+    });
+    assert!(second.log().contains("its worker died; it runs again"), "{}", second.log());
+    assert_eq!(second.log().matches("workflow big-20261204-102000.json: claimed").count(), 1);
+    sh(Command::new("qemu-img")
+        .args(["compare", "-q", "-f", "raw", "-F", "qcow2"])
+        .arg(&big)
+        .arg(out.join("big.qcow2")));
+    assert!(wf_files(&wf.join("processing")).is_empty());
+    assert!(wf_files(&inbox).is_empty());
+}

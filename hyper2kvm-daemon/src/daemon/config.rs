@@ -40,6 +40,7 @@ const KEYS: &[(&str, &str)] = &[
     ("SETTLE_SECONDS", "10"),
     ("VIRTIO_WIN", ""),
     ("ALLOW_NO_VIRTIO", "false"),
+    ("WORKFLOW_DIR", ""),
 ];
 
 /// Where a value came from, for messages.
@@ -77,6 +78,8 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     /// `--state-dir`.
     pub state_dir: Option<PathBuf>,
+    /// `--workflow-dir`.
+    pub workflow_dir: Option<PathBuf>,
 }
 
 /// `LIBVIRT_*`.
@@ -145,6 +148,8 @@ pub struct Config {
     pub virtio_win: Option<PathBuf>,
     /// Convert Windows guests without virtio drivers (SATA, e1000) instead of failing them.
     pub allow_no_virtio: bool,
+    /// The workflow-directory protocol's root (contract §3b; off when unset).
+    pub workflow_dir: Option<PathBuf>,
 }
 
 /// Strips one level of shell quoting from a config value.
@@ -340,6 +345,11 @@ impl Config {
                 flags.output_dir.as_ref().map(|p| p.display().to_string()),
             ),
             ("LOG_LEVEL", "log-level", flags.log_level.clone()),
+            (
+                "WORKFLOW_DIR",
+                "workflow-dir",
+                flags.workflow_dir.as_ref().map(|p| p.display().to_string()),
+            ),
         ];
         for (k, name, v) in flag_values {
             if let Some(v) = v {
@@ -422,6 +432,7 @@ impl Config {
             settle: Duration::from_secs(num("SETTLE_SECONDS", 1, 3600)?),
             virtio_win: opt("VIRTIO_WIN").map(PathBuf::from),
             allow_no_virtio: flag("ALLOW_NO_VIRTIO")?,
+            workflow_dir: opt("WORKFLOW_DIR").map(PathBuf::from),
         })
     }
 }

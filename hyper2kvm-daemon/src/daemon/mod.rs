@@ -16,6 +16,7 @@ mod results;
 pub mod status;
 mod watch;
 mod worker;
+mod workflow;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -67,6 +68,8 @@ struct Daemon {
     root: CancelToken,
     stopping: Option<Instant>,
     last_status: String,
+    /// The workflow-directory worker, when `WORKFLOW_DIR` is set.
+    workflow: Option<workflow::Worker>,
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Exit 2 for a bad config, 1 when it cannot start.
@@ -113,6 +116,15 @@ impl Daemon {
         }
         let watcher = Watcher::new(&cfg.watch_dir);
         let (tx, rx) = channel();
+        let root = CancelToken::new();
+        let cfg = Arc::new(cfg);
+        let workflow = match &cfg.workflow_dir {
+            Some(dir) => Some(
+                workflow::Worker::start(dir.clone(), cfg.clone(), root.child())
+                    .map_err(|e| format!("WORKFLOW_DIR {}: {e}", dir.display()))?,
+            ),
+            None => None,
+        };
         Ok(Daemon {
             flags,
             queue,
@@ -126,10 +138,11 @@ impl Daemon {
             rx,
             counts: Counts::default(),
             started_at: rfc3339(SystemTime::now()),
-            root: CancelToken::new(),
+            root,
             stopping: None,
             last_status: String::new(),
-            cfg: Arc::new(cfg),
+            cfg,
+            workflow,
         })
     }
 
@@ -163,6 +176,9 @@ impl Daemon {
                 log::info!("stopping: no new jobs; {} running", self.running.len());
                 self.notifier.send("STOPPING=1");
                 self.stopping = Some(Instant::now() + stop_timeout);
+                if let Some(w) = &self.workflow {
+                    w.stop();
+                }
             }
             if hup.swap(false, Ordering::SeqCst) {
                 self.reload();
@@ -174,7 +190,7 @@ impl Daemon {
                 for (_, w) in std::mem::take(&mut self.retries) {
                     self.requeue(&w, "the daemon is stopping");
                 }
-                if self.running.is_empty() {
+                if self.running.is_empty() && !self.workflow.as_ref().is_some_and(|w| w.busy()) {
                     break;
                 }
                 if Instant::now() >= deadline && !cancelled {
@@ -229,6 +245,9 @@ impl Daemon {
                 last_dog = Instant::now();
             }
             self.publish_status("running");
+        }
+        if let Some(w) = self.workflow.take() {
+            w.join();
         }
         self.publish_status("stopped");
         log::info!("stopped: {} done, {} failed", self.counts.done, self.counts.failed);

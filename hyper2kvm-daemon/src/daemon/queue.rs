@@ -134,7 +134,7 @@ fn parse(name: &str, bytes: &[u8]) -> Option<serde_json::Value> {
 }
 
 /// Whether process `pid` on this host is alive and is a hyper2kvm.
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains("hyper2kvm"))
         .unwrap_or(false)

@@ -215,8 +215,21 @@ fn btrfs_subvolume(d: &str) -> Option<&str> {
 impl Devices {
     /// An appliance device name in a comparable form: `btrfsvol:/dev/sda2/@` is `/dev/sda2`,
     /// and a logical volume's `/dev/mapper/VG-LV` is `/dev/VG/LV`.
+    /// libguestfs names a btrfs volume by the device the kernel registered it from, which has
+    /// been seen to be a name the appliance does not list (`btrfsvol:/dev/sdb1/@` for a file
+    /// system on `/dev/sda1`): such a name is the one btrfs device there is, when there is one.
     fn canonical<'a>(&'a self, d: &'a str) -> &'a str {
-        let d = btrfs_parts(d).map_or(d, |(dev, _)| dev);
+        let d = match btrfs_parts(d) {
+            Some((dev, _)) if !self.devs.iter().any(|b| b.dev == dev) => {
+                let mut btrfs = self.devs.iter().filter(|b| b.fstype.as_deref() == Some("btrfs"));
+                match (btrfs.next(), btrfs.next()) {
+                    (Some(only), None) => only.dev.as_str(),
+                    _ => dev,
+                }
+            }
+            Some((dev, _)) => dev,
+            None => d,
+        };
         match d.strip_prefix("/dev/mapper/") {
             Some(name) => self.mapper.iter().find(|(m, _)| m == name).map_or(d, |(_, lv)| lv),
             None => d,
@@ -696,6 +709,18 @@ mod tests {
             ..Devices::default()
         };
         assert!(devs.same("/dev/mapper/vg0-root", "/dev/vg0/root"));
+        let one = |dev: &str, fstype: &str| devices::BlockDev {
+            dev: dev.into(),
+            fstype: Some(fstype.into()),
+            ..devices::BlockDev::default()
+        };
+        let btrfs = Devices {
+            devs: vec![one("/dev/sda", ""), one("/dev/sda1", "btrfs"), one("/dev/sda2", "swap")],
+            ..Devices::default()
+        };
+        assert!(btrfs.same("btrfsvol:/dev/sdb1/@", "/dev/sda1"), "a name the appliance lacks");
+        assert!(btrfs.same("btrfsvol:/dev/sda1/@", "/dev/sda1"));
+        assert!(!btrfs.same("btrfsvol:/dev/sda1/@", "/dev/sda2"));
         assert!(devs.same("btrfsvol:/dev/sda1/@", "/dev/sda1"));
         assert!(!devs.same("/dev/sda1", "/dev/sda2"));
     }

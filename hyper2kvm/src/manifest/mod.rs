@@ -7,6 +7,7 @@
 pub mod batch;
 mod check;
 pub mod schema;
+pub mod workflow;
 
 use std::path::{Path, PathBuf};
 
