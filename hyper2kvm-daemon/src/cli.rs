@@ -203,12 +203,19 @@ pub struct DomainArgs {
     /// Write no NAME.xml domain.
     #[arg(long)]
     pub no_domain: bool,
-    /// libvirt network the NICs join.
-    #[arg(long, default_value = "default", value_name = "NAME")]
-    pub network: String,
-    /// Host bridge the NICs join instead of a network.
+    /// libvirt network the NICs join [default: default]. Given explicitly, a source without
+    /// network adapters gets one NIC there (otherwise it gets none).
+    #[arg(long, value_name = "NAME")]
+    pub network: Option<String>,
+    /// Host bridge the NICs join instead of a network (given, like --network, a source without
+    /// network adapters gets one NIC).
     #[arg(long, env = "LIBVIRT_BRIDGE", value_name = "BRIDGE")]
     pub bridge: Option<String>,
+    /// NICs on the source network SRC join the libvirt network DST (`SRC=bridge:BR` for a
+    /// host bridge); repeat for each network. NICs on unmapped networks join --network, with
+    /// a warning.
+    #[arg(long = "network-map", value_name = "SRC=DST")]
+    pub network_map: Vec<String>,
     /// Disk bus.
     #[arg(long, default_value = "virtio-blk", value_parser = ["virtio-blk", "virtio-scsi", "sata"])]
     pub disk_bus: String,

@@ -152,3 +152,90 @@ fn convert_defines_the_domain_in_libvirt() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["defined"].is_null(), "{v}");
 }
+
+/// Every file under `dir` with its size, to show a dry run wrote nothing.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        if m.is_dir() {
+            out.extend(tree(&e.path()));
+        } else {
+            out.push((e.path(), m.len()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn dry_run_of_a_compressed_ova_plans_it_and_writes_nothing() {
+    let t = scratch();
+    let (d1, d2) = (t.path().join("web01-disk1.vmdk"), t.path().join("web01-disk2.vmdk"));
+    vmware_stream_optimized(&d1, &t.path().join("r1.raw"), 64 << 20);
+    vmware_stream_optimized(&d2, &t.path().join("r2.raw"), 32 << 20);
+    let ova = t.path().join("web01.ova");
+    build_ova(&ova, "web01", &[(&d1, 64 << 20), (&d2, 32 << 20)], &["00:50:56:ab:cd:ef"]);
+    sh(Command::new("gzip").arg(&ova));
+    let packed = t.path().join("web01.ova.gz");
+    let out = t.path().join("out");
+    let before = tree(t.path());
+    for fixes in [false, true] {
+        let mut cmd = hyper2kvm();
+        cmd.arg("convert").arg(&packed).arg("-o").arg(&out).args(["--dry-run", "--json"]);
+        if !fixes {
+            cmd.arg("--no-fix");
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["dry_run"], true);
+        let plan = &v["plan"];
+        assert_eq!(plan["input"]["container"], "ova_gzip");
+        assert_eq!(plan["input"]["ovf"]["name"], "web01");
+        assert_eq!(plan["input"]["disks"].as_array().unwrap().len(), 2);
+        let notes: Vec<&str> =
+            plan["plan_notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        assert_eq!(notes.len(), if fixes { 3 } else { 2 }, "{notes:?}");
+        assert!(notes[0].contains("vmdisk1") && notes[0].contains("unpacked"), "{notes:?}");
+        assert!(notes[1].contains("vmdisk2"), "{notes:?}");
+        if fixes {
+            assert!(notes[2].contains("cannot be inspected before it is unpacked"), "{notes:?}");
+        }
+        assert!(!out.exists(), "a dry run creates no output directory");
+        assert_eq!(tree(t.path()), before, "a dry run writes nothing");
+    }
+}
+
+#[test]
+fn network_flags_decide_the_nics_of_a_source_without_any() {
+    let t = scratch();
+    let d1 = t.path().join("web01-disk1.vmdk");
+    vmware_stream_optimized(&d1, &t.path().join("r1.raw"), 32 << 20);
+    let ova = t.path().join("web01.ova");
+    build_ova(&ova, "web01", &[(&d1, 32 << 20)], &[]);
+    let run = |out: &str, extra: &[&str]| {
+        let o = hyper2kvm()
+            .arg("convert")
+            .arg(&ova)
+            .arg("-o")
+            .arg(t.path().join(out))
+            .arg("--no-fix")
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let xml = |out: &str| std::fs::read_to_string(t.path().join(out).join("web01.xml")).unwrap();
+    assert_eq!(run("none", &[]).0, Some(0));
+    assert!(!xml("none").contains("<interface"), "{}", xml("none"));
+    assert_eq!(run("net", &["--network", "lab"]).0, Some(0));
+    assert_eq!(xml("net").matches("<source network=\"lab\"/>").count(), 1, "{}", xml("net"));
+    assert_eq!(run("br", &["--bridge", "br0"]).0, Some(0));
+    assert_eq!(xml("br").matches("<source bridge=\"br0\"/>").count(), 1, "{}", xml("br"));
+    let (code, err) = run("bad", &["--network-map", "VM Network"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--network-map \"VM Network\"") && err.contains("SRC=DST"), "{err}");
+    assert!(!t.path().join("bad").exists(), "a bad flag writes nothing");
+}

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::appliance::{self, Container};
+use crate::appliance;
 use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::{Change, FixOptions, fix_linux};
@@ -513,16 +513,16 @@ pub fn convert(
         .map_err(|e| Error::io(out_dir, "cannot create output directory", e))?;
     let mut cleanup = Cleanup { files: Vec::new(), dir: None };
     if let Probed::Appliance(a) = &probed
-        && matches!(a.container, Container::OvaGzip | Container::OvaXz)
+        && appliance::needs_unpacking(a)
     {
-        // A compressed archive cannot be read in place; unpack it once inside the output
-        // directory, and remove it whatever happens.
+        // A compressed archive or member cannot be read in place; unpack it once inside the
+        // output directory, and remove it whatever happens.
         let work = out_dir.join(format!(".hyper2kvm-extract-{}", std::process::id()));
         std::fs::create_dir(&work)
             .map_err(|e| Error::io(&work, "cannot create work directory", e))?;
         cleanup.dir = Some(work.clone());
-        let mut extracted = appliance::extract_compressed_ova(input, &work, &opts.probe)?;
-        extracted.warnings.retain(|w| !w.starts_with("compressed OVA"));
+        let mut extracted = appliance::extract_appliance(input, &work, &opts.probe)?;
+        extracted.warnings.retain(|w| !w.ends_with(appliance::NOT_IN_PLACE));
         probed = Probed::Appliance(extracted);
     }
     let jobs = plan(&probed, input, out_dir, opts)?;
@@ -692,7 +692,7 @@ pub(crate) fn execute(
         (guest, changes, warnings, fstab) = (out.guest, out.changes, out.warnings, out.fstab);
         devices = out.devices;
         verdict = out.verdict;
-        if desc.nics.is_empty() {
+        if desc.nics.is_empty() && !desc.nics_declared {
             // The source said nothing about NICs: the domain's keep the MACs the guest's own
             // configuration is written for.
             desc.nics = out
@@ -742,6 +742,7 @@ pub(crate) fn execute(
                 dopts.disk_bus = bus;
                 dopts.nic_model = nic;
             }
+            warnings.extend(crate::libvirt::unmapped_networks(&desc, &dopts));
             Some(plan_domain(desc, out_dir, jobs, guest.as_ref(), opts, &dopts)?)
         }
         None => None,

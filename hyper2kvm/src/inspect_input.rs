@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::appliance::{self, Appliance, Container};
 use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::{Change, FixOptions, fix_linux};
@@ -72,6 +73,63 @@ pub fn inspect_input(
     inspect_and_plan(input, probe_opts, guest_opts, None)
 }
 
+/// What a conversion of an appliance that must be unpacked first would do, without unpacking
+/// it: one note per disk, and (with fixes) that the guest is inspected only once unpacked.
+fn unpack_plan(a: &Appliance, fix: bool) -> Vec<String> {
+    let mut notes: Vec<String> = a
+        .disks
+        .iter()
+        .filter_map(|d| {
+            let href = d.href.as_deref()?;
+            let how = match (a.container, &d.image) {
+                (_, Some(_)) => "is read in place from the archive",
+                (Container::OvaGzip | Container::OvaXz, None) => {
+                    "is unpacked with the rest of the compressed archive"
+                }
+                (_, None) => "is decompressed",
+            };
+            Some(format!(
+                "disk {:?} ({href}, {} bytes) {how} into the output directory's scratch space, \
+                 converted, and the unpacked copy removed",
+                d.disk_id, d.capacity
+            ))
+        })
+        .collect();
+    if fix {
+        notes.push(
+            "the guest cannot be inspected before it is unpacked: its fixes are decided and \
+             verified during the conversion"
+                .into(),
+        );
+    }
+    notes
+}
+
+/// The plan of a conversion for a dry run: [`inspect_and_plan`], except that an appliance
+/// whose disks must be unpacked first (a compressed OVA, deflated or gzip-compressed disk
+/// members) is planned from its descriptor without unpacking anything.
+pub fn plan_conversion(
+    input: &Path,
+    probe_opts: &ProbeOptions,
+    guest_opts: &GuestOptions,
+    fix: Option<&FixOptions>,
+) -> Result<InspectReport> {
+    let probed = probe(input, probe_opts)?;
+    if let Probed::Appliance(a) = &probed
+        && appliance::needs_unpacking(a)
+    {
+        let plan_notes = unpack_plan(a, fix.is_some());
+        return Ok(InspectReport {
+            input: probed,
+            guest: None,
+            planned_changes: Vec::new(),
+            plan_notes,
+            boot_verdict: None,
+        });
+    }
+    inspect_probed(probed, guest_opts, fix)
+}
+
 /// Inspects the guest on `input` and, with `fix`, lists what the fixers would change (they run
 /// in dry-run mode on read-only overlays).
 pub fn inspect_and_plan(
@@ -80,7 +138,14 @@ pub fn inspect_and_plan(
     guest_opts: &GuestOptions,
     fix: Option<&FixOptions>,
 ) -> Result<InspectReport> {
-    let probed = probe(input, probe_opts)?;
+    inspect_probed(probe(input, probe_opts)?, guest_opts, fix)
+}
+
+fn inspect_probed(
+    probed: Probed,
+    guest_opts: &GuestOptions,
+    fix: Option<&FixOptions>,
+) -> Result<InspectReport> {
     let disks = disks_of(&probed)?;
     let dir = std::env::temp_dir().join(format!(
         "hyper2kvm-inspect-{}-{}",

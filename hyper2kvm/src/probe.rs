@@ -2,7 +2,7 @@
 //! headers say. File names are never consulted.
 //!
 //! [`probe`] reads the first block and tests magics in a fixed order — qcow2, VMDK sparse,
-//! VHDX, VDI, VHD, archives (gzip, xz, tar), XML (OVF), VMDK text descriptor, ISO — and falls
+//! VHDX, VDI, VHD, archives (gzip, xz, tar, zip), XML (OVF), VMDK text descriptor, ISO — and falls
 //! back to raw. Parents of deltas and overlays are probed recursively, with a depth limit and
 //! loop detection. Optionally `qemu-img info` is asked for a second opinion.
 
@@ -136,6 +136,7 @@ enum Detected {
     Gzip,
     Xz,
     Tar,
+    Zip,
     Xml,
     Vmx,
     VmdkDescriptor,
@@ -162,6 +163,8 @@ fn detect(src: &ByteSource, head: &[u8]) -> Detected {
         Detected::Xz
     } else if head.len() >= 262 && &head[257..262] == b"ustar" {
         Detected::Tar
+    } else if head.starts_with(appliance::zip::LOCAL_MAGIC) {
+        Detected::Zip
     } else if appliance::ovf::looks_like_xml(head) {
         Detected::Xml
     } else if appliance::vmx::looks_like_vmx(head) {
@@ -191,7 +194,12 @@ pub(crate) fn probe_disk_source(src: &ByteSource, ctx: &mut ProbeContext) -> Res
         Detected::Vhdx => vhdx::probe(src, ctx),
         Detected::Vdi => vdi::probe(src, ctx),
         Detected::Vhd => vhd::probe(src, ctx),
-        Detected::Gzip | Detected::Xz | Detected::Tar | Detected::Xml | Detected::Vmx => {
+        Detected::Gzip
+        | Detected::Xz
+        | Detected::Tar
+        | Detected::Zip
+        | Detected::Xml
+        | Detected::Vmx => {
             Err(Error::invalid(src.path(), "is an archive or VM description, not a disk image"))
         }
         Detected::VmdkDescriptor => vmdk::probe_descriptor(src, ctx),
@@ -215,6 +223,7 @@ pub fn probe(path: &Path, opts: &ProbeOptions) -> Result<Probed> {
     let mut ctx = ProbeContext::new();
     match detect(&src, &head) {
         Detected::Tar => appliance::probe_ova(&src, opts).map(Probed::Appliance),
+        Detected::Zip => appliance::probe_zip(&src, opts).map(Probed::Appliance),
         Detected::Gzip | Detected::Xz => {
             appliance::probe_compressed_ova(&src, opts).map(Probed::Appliance)
         }

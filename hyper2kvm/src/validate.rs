@@ -334,6 +334,7 @@ mod tests {
             domain_type: DomainType::Kvm,
             name: "g".into(),
             uuid: "6f1c2a9e-0b7d-4c55-9a43-2f8e1d0c7b10".into(),
+            genid: None,
             description: String::new(),
             memory_mib: 4096,
             vcpus: 2,

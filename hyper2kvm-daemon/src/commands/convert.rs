@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use hyper2kvm::fix::{Change, FixOptions, GuestConfiguration, InitramfsMethod};
 use hyper2kvm::guest::GuestOptions;
-use hyper2kvm::inspect_input::inspect_and_plan;
+use hyper2kvm::inspect_input::plan_conversion;
 use hyper2kvm::{CancelToken, ConvertOptions, Error, ErrorKind, ProbeOptions, TargetFormat};
 use serde_json::json;
 
@@ -103,7 +103,11 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
                 );
             } else {
                 print_changes(&report.changes);
-                for w in &report.warnings {
+                let input_warnings = match &report.input {
+                    hyper2kvm::Probed::Appliance(a) => a.warnings.as_slice(),
+                    hyper2kvm::Probed::Disk(d) => d.warnings.as_slice(),
+                };
+                for w in input_warnings.iter().chain(&report.warnings) {
                     eprintln!("hyper2kvm: warning: {w}");
                 }
                 if let Some(b) = &report.boot_test {
@@ -163,7 +167,7 @@ fn print_changes(changes: &[Change]) {
 /// `--dry-run`: inspect read-only and print the plan; nothing is written.
 fn dry_run(args: &ConvertArgs, fix: &FixOptions) -> ExitCode {
     let probe = ProbeOptions { cross_check: true, verify_manifest: !args.no_verify };
-    match inspect_and_plan(
+    match plan_conversion(
         &args.input,
         &probe,
         &GuestOptions::default(),
@@ -179,6 +183,11 @@ fn dry_run(args: &ConvertArgs, fix: &FixOptions) -> ExitCode {
                     super::inspect::print_verdict("", v);
                 }
                 print_changes(&report.planned_changes);
+                if let hyper2kvm::Probed::Appliance(a) = &report.input {
+                    for w in &a.warnings {
+                        eprintln!("hyper2kvm: warning: {w}");
+                    }
+                }
                 for n in &report.plan_notes {
                     println!("plan: {n}");
                 }

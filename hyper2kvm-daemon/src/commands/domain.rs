@@ -14,12 +14,15 @@ pub fn domain_options(a: &DomainArgs) -> Result<Option<DomainOptions>> {
     if a.no_domain {
         return Ok(None);
     }
+    let bridge = a.bridge.as_ref().filter(|b| !b.is_empty());
     Ok(Some(DomainOptions {
         domain_type: if a.domain_type == "qemu" { DomainType::Qemu } else { DomainType::Kvm },
-        network: match &a.bridge {
-            Some(b) if !b.is_empty() => NetSource::Bridge(b.clone()),
-            _ => NetSource::Network(a.network.clone()),
+        network: match (bridge, &a.network) {
+            (Some(b), _) => NetSource::Bridge(b.clone()),
+            (None, n) => NetSource::Network(n.clone().unwrap_or_else(|| "default".into())),
         },
+        network_chosen: bridge.is_some() || a.network.is_some(),
+        network_map: a.network_map.iter().map(|m| network_mapping(m)).collect::<Result<_>>()?,
         disk_bus: a.disk_bus.parse()?,
         graphics: match a.graphics.as_str() {
             "spice" => Graphics::Spice,
@@ -28,6 +31,26 @@ pub fn domain_options(a: &DomainArgs) -> Result<Option<DomainOptions>> {
         },
         ..DomainOptions::default()
     }))
+}
+
+/// One `--network-map SRC=DST` (`DST` a libvirt network, or `bridge:BR`).
+fn network_mapping(m: &str) -> Result<(String, NetSource)> {
+    let bad = |why: &str| {
+        hyper2kvm::Error::new(
+            hyper2kvm::ErrorKind::InvalidInput,
+            format!("--network-map {m:?}: {why} (expected SRC=DST or SRC=bridge:BR)"),
+        )
+    };
+    let (src, dst) = m.split_once('=').ok_or_else(|| bad("no '='"))?;
+    if src.trim().is_empty() || dst.trim().is_empty() {
+        return Err(bad("empty name"));
+    }
+    let dst = match dst.strip_prefix("bridge:") {
+        Some(b) if !b.is_empty() => NetSource::Bridge(b.to_string()),
+        Some(_) => return Err(bad("empty bridge")),
+        None => NetSource::Network(dst.to_string()),
+    };
+    Ok((src.to_string(), dst))
 }
 
 /// The boot test options (`None` without `--boot-test`).

@@ -122,6 +122,7 @@ pub fn parse(origin: &Path, text: &str) -> Result<OvfDescriptor> {
     Ok(OvfDescriptor {
         name,
         uuid: root.child_text("uuid").map(|u| u.trim().to_ascii_lowercase()),
+        genid: root.child_text("genid").map(|u| u.trim().to_ascii_lowercase()),
         os_id: None,
         os_type: None,
         os_description: root.child_text("description").map(str::to_string),

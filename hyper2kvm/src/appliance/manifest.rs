@@ -34,46 +34,61 @@ pub struct ManifestEntry {
     pub digest: String,
 }
 
-/// Parses manifest text.
-pub fn parse(origin: &Path, text: &str) -> Result<Vec<ManifestEntry>> {
-    let mut out = Vec::new();
+/// A parsed manifest: the lines that could be checked, and a warning for each that could not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// Lines naming a file, a known algorithm and a digest of the right length.
+    pub entries: Vec<ManifestEntry>,
+    /// One per line that was skipped (garbage, an unknown algorithm), naming the line.
+    pub warnings: Vec<String>,
+}
+
+fn parse_line(line: &str) -> std::result::Result<ManifestEntry, String> {
+    let expected = || format!("expected ALGO(file)= digest, found {line:?}");
+    let open = line.find('(').ok_or_else(expected)?;
+    let close = line.rfind(')').filter(|&c| c > open).ok_or_else(expected)?;
+    let algorithm = match line[..open].trim() {
+        "SHA1" => Algorithm::Sha1,
+        "SHA256" => Algorithm::Sha256,
+        "SHA512" => Algorithm::Sha512,
+        other => return Err(format!("digest algorithm {other:?} is not supported")),
+    };
+    let file = line[open + 1..close].trim().to_string();
+    let rest = line[close + 1..].trim();
+    let digest = rest.strip_prefix('=').ok_or_else(expected)?.trim().to_ascii_lowercase();
+    let want_len = match algorithm {
+        Algorithm::Sha1 => 40,
+        Algorithm::Sha256 => 64,
+        Algorithm::Sha512 => 128,
+    };
+    if file.is_empty() || digest.len() != want_len || !digest.bytes().all(|c| c.is_ascii_hexdigit())
+    {
+        return Err(expected());
+    }
+    Ok(ManifestEntry { algorithm, file, digest })
+}
+
+/// Parses manifest text leniently, as other tools read what exporters write: both spacings
+/// (`SHA1(f)= hex`, `SHA1(f)=hex`, `SHA1 (f) = hex`) are entries; a line that does not parse
+/// is a warning naming it (`origin` and the line number), never an error. Whether the entries
+/// match is checked later.
+pub fn parse(origin: &Path, text: &str) -> Parsed {
+    let mut out = Parsed::default();
     for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
+        let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() {
             continue;
         }
-        let bad = || {
-            Error::invalid(
-                origin,
-                format!("manifest line {}: expected ALGO(file)= digest, found {line:?}", n + 1),
-            )
-        };
-        let open = line.find('(').ok_or_else(bad)?;
-        let close = line.rfind(")").ok_or_else(bad)?;
-        let algorithm = match line[..open].trim() {
-            "SHA1" => Algorithm::Sha1,
-            "SHA256" => Algorithm::Sha256,
-            "SHA512" => Algorithm::Sha512,
-            other => {
-                return Err(Error::unsupported(
-                    origin,
-                    format!("manifest digest algorithm {other:?}"),
-                ));
-            }
-        };
-        let file = line[open + 1..close].to_string();
-        let digest = line[close + 1..].trim().trim_start_matches('=').trim().to_ascii_lowercase();
-        let want_len = match algorithm {
-            Algorithm::Sha1 => 40,
-            Algorithm::Sha256 => 64,
-            Algorithm::Sha512 => 128,
-        };
-        if digest.len() != want_len || !digest.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(bad());
+        match parse_line(line) {
+            Ok(e) => out.entries.push(e),
+            Err(why) => out.warnings.push(format!(
+                "{} line {}: {why}; the line is ignored",
+                origin.file_name().map(|f| f.to_string_lossy()).unwrap_or_default(),
+                n + 1
+            )),
         }
-        out.push(ManifestEntry { algorithm, file, digest });
     }
-    Ok(out)
+    out
 }
 
 /// A running digest in one of the manifest algorithms.
@@ -154,7 +169,7 @@ mod tests {
     #[test]
     fn both_spellings_parse() {
         let text = "SHA256(vm.ovf)= ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789\nSHA1 (vm-disk1.vmdk) = 0123456789abcdef0123456789abcdef01234567\n";
-        let m = parse(Path::new("vm.mf"), text).unwrap();
+        let m = parse(Path::new("vm.mf"), text).entries;
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].algorithm, Algorithm::Sha256);
         assert_eq!(m[0].file, "vm.ovf");
@@ -175,8 +190,17 @@ mod tests {
     }
 
     #[test]
-    fn bad_lines_are_errors() {
-        assert!(parse(Path::new("m"), "SHA256(x)= 12\n").is_err());
-        assert!(parse(Path::new("m"), "MD5(x)= 0123456789abcdef0123456789abcdef\n").is_err());
+    fn bad_lines_are_warnings_naming_the_line() {
+        let sha1 = "0123456789abcdef0123456789abcdef01234567";
+        let text = format!(
+            "SHA256(x)= 12\nMD5(x)= 0123456789abcdef0123456789abcdef\ngarbage here\nSHA1(y)={sha1}\n"
+        );
+        let p = parse(Path::new("/exports/vm.mf"), &text);
+        assert_eq!(p.entries.len(), 1, "the line without the space is an entry");
+        assert_eq!((p.entries[0].file.as_str(), p.entries[0].digest.as_str()), ("y", sha1));
+        assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
+        assert!(p.warnings[0].starts_with("vm.mf line 1:"), "{}", p.warnings[0]);
+        assert!(p.warnings[1].contains("\"MD5\" is not supported"), "{}", p.warnings[1]);
+        assert!(p.warnings[2].contains("line 3") && p.warnings[2].contains("garbage here"));
     }
 }

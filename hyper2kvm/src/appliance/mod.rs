@@ -1,20 +1,27 @@
-//! Virtual appliances: OVA archives (plain tar, or compressed with gzip or xz), OVF descriptors
-//! and directories holding one, with their `.mf` manifests.
+//! Virtual appliances: OVA archives (plain tar, zip, or tar compressed with gzip or xz), OVF
+//! descriptors and directories holding one, with their `.mf` manifests.
 //!
-//! A disk inside an uncompressed OVA is never copied: it is probed (and later converted) in
-//! place as a byte range of the archive. A compressed OVA has to be decompressed once; only
-//! [`extract_compressed_ova`] does that, into a directory the caller chooses.
+//! A disk stored uncompressed inside an OVA (a tar member, a stored zip member) is never
+//! copied: it is probed (and later converted) in place as a byte range of the archive. A disk
+//! that is compressed — the whole archive, a deflated zip member, or a file the OVF marks
+//! `ovf:compression="gzip"` — has to be decompressed once; only [`extract_appliance`] does that, into a directory the caller chooses.
+//!
+//! Member names are resolved the way exporters write them: relative to the descriptor's
+//! folder inside the archive, and, when the OVF names `disk1.vmdk` but only VMware snapshot
+//! files `disk1.vmdk.000000001`, `…002` are there, the newest of those (with a warning).
 
 pub mod domxml;
 pub mod manifest;
+mod members;
 pub mod ovf;
 pub mod vmx;
 pub mod xml;
+pub mod zip;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -24,14 +31,14 @@ use crate::image::DiskImage;
 use crate::probe::{ProbeContext, ProbeOptions, cross_check};
 use crate::source::ByteSource;
 use manifest::{Algorithm, Hasher, ManifestEntry};
+use members::Index;
+pub(crate) use members::{Encoding, MAX_MEMBERS, Member};
 use ovf::OvfDescriptor;
 
 /// gzip member header (RFC 1952 2.3.1).
 pub const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 /// xz stream header magic (xz file format 2.1.1.1).
 pub const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
-/// Most members an OVA may have; real ones have a handful.
-const MAX_MEMBERS: usize = 4096;
 
 /// How the appliance was packaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -43,6 +50,8 @@ pub enum Container {
     OvaGzip,
     /// A tar archive compressed with xz.
     OvaXz,
+    /// A zip archive.
+    OvaZip,
     /// A loose OVF descriptor with its files beside it.
     Ovf,
     /// A VMware `.vmx` configuration with its disks beside it.
@@ -94,29 +103,14 @@ pub struct Appliance {
     pub warnings: Vec<String>,
 }
 
-/// Checks a tar member's name: relative, no `..`, not empty.
-fn safe_member_name(archive: &Path, name: &Path) -> Result<String> {
-    let text = name.to_string_lossy().into_owned();
-    if name.is_absolute()
-        || name
-            .components()
-            .any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)))
-    {
-        return Err(Error::invalid(
-            archive,
-            format!("OVA member {text:?} has an unsafe path (absolute or climbing out with '..')"),
-        ));
-    }
-    let clean = text.trim_start_matches("./").to_string();
-    if clean.is_empty() {
-        return Err(Error::invalid(archive, "OVA member with an empty name"));
-    }
-    Ok(clean)
-}
-
-fn check_entry_type(archive: &Path, name: &str, kind: tar::EntryType) -> Result<()> {
+/// What to do with a tar member of this type: `Ok(true)` for a file, `Ok(false)` to skip it
+/// (directory entries, pax global headers), an error for links and devices.
+fn tar_entry_is_file(archive: &Path, name: &str, kind: tar::EntryType) -> Result<bool> {
     if kind.is_file() || kind == tar::EntryType::Continuous {
-        return Ok(());
+        return Ok(true);
+    }
+    if kind.is_dir() || kind.is_pax_global_extensions() {
+        return Ok(false);
     }
     Err(Error::invalid(
         archive,
@@ -142,12 +136,26 @@ fn read_text(archive: &Path, name: &str, mut r: impl Read, limit: u64) -> Result
         .map_err(|_| Error::invalid(archive, format!("member {name:?} is not UTF-8 text")))
 }
 
+/// Junk some archivers add beside the real files (macOS resource forks).
+fn is_junk(name: &str) -> bool {
+    name.split('/').any(|p| p == "__MACOSX")
+        || name.rsplit('/').next().is_some_and(|f| f.starts_with("._"))
+}
+
 fn find_descriptor<'a>(archive: &Path, names: impl Iterator<Item = &'a String>) -> Result<String> {
-    let ovfs: Vec<&String> = names.filter(|n| n.to_ascii_lowercase().ends_with(".ovf")).collect();
+    let ovfs: Vec<&String> =
+        names.filter(|n| n.to_ascii_lowercase().ends_with(".ovf") && !is_junk(n)).collect();
     match ovfs.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(Error::invalid(archive, "no OVF descriptor (*.ovf) in the package")),
-        _ => Err(Error::invalid(archive, format!("{} OVF descriptors in one package", ovfs.len()))),
+        _ => Err(Error::invalid(
+            archive,
+            format!(
+                "{} OVF descriptors in one package ({})",
+                ovfs.len(),
+                ovfs.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
     }
 }
 
@@ -188,38 +196,47 @@ fn blank_disks(ovf: &OvfDescriptor) -> Vec<ApplianceDisk> {
         .collect()
 }
 
-fn check_disk_file(origin: &Path, ovf: &OvfDescriptor, disk: &ApplianceDisk) -> Result<()> {
+/// Whether the disk's file is gzip-compressed (`ovf:compression="gzip"`); any other
+/// compression, or a `fileRef` missing from `References`, is an error.
+fn disk_gzip(origin: &Path, ovf: &OvfDescriptor, disk: &ApplianceDisk) -> Result<bool> {
     let ovf_disk = ovf.disks.iter().find(|d| d.disk_id == disk.disk_id);
-    if let Some(f) = ovf_disk.and_then(|d| ovf.file_of(d))
-        && f.compression.is_some()
-    {
-        return Err(Error::unsupported(
-            origin,
-            format!("OVF file {:?} uses per-file compression", f.href),
-        ));
-    }
     if ovf_disk.is_some_and(|d| d.file_ref.is_some()) && disk.href.is_none() {
         return Err(Error::invalid(
             origin,
             format!("OVF disk {:?} refers to a file missing from References", disk.disk_id),
         ));
     }
-    Ok(())
+    let compression = ovf_disk.and_then(|d| ovf.file_of(d)).and_then(|f| f.compression.clone());
+    match compression.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("identity") => Ok(false),
+        Some("gzip") => Ok(true),
+        Some(other) => Err(Error::unsupported(
+            origin,
+            format!(
+                "OVF file {:?} uses compression {other:?} (only gzip is supported)",
+                disk.href.as_deref().unwrap_or_default()
+            ),
+        )),
+    }
 }
+
+/// The warning a probe without extraction gives for a disk that must be unpacked first.
+pub const NOT_IN_PLACE: &str =
+    "is compressed in the package: it is unpacked into the output directory for conversion";
 
 /// Probes every disk of `ovf` that has a file; `open` probes one by its href.
 fn probe_disks(
     origin: &Path,
     ovf: &OvfDescriptor,
     opts: &ProbeOptions,
-    mut open: impl FnMut(&mut ProbeContext, &str) -> Result<DiskImage>,
+    mut open: impl FnMut(&mut ProbeContext, &str, bool) -> Result<DiskImage>,
 ) -> Result<Vec<ApplianceDisk>> {
     let mut disks = blank_disks(ovf);
     let mut ctx = ProbeContext::new();
     for d in &mut disks {
-        check_disk_file(origin, ovf, d)?;
+        let gz = disk_gzip(origin, ovf, d)?;
         let Some(href) = &d.href else { continue };
-        let mut img = open(&mut ctx, href)?;
+        let mut img = open(&mut ctx, href, gz)?;
         if opts.cross_check {
             cross_check(&mut img);
         }
@@ -264,11 +281,10 @@ fn capacity_warnings(a: &mut Appliance) {
     }
 }
 
-/// Probes an uncompressed OVA: lists its members, parses the OVF, verifies the manifest, and
-/// probes every disk in place.
-pub(crate) fn probe_ova(src: &ByteSource, opts: &ProbeOptions) -> Result<Appliance> {
+/// Indexes an uncompressed tar OVA: every member's name and byte range.
+fn tar_index(src: &ByteSource) -> Result<Index> {
     let archive = src.path();
-    let mut members: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut index = Index::new(src);
     let mut tar = tar::Archive::new(src.file());
     let entries =
         tar.entries_with_seek().map_err(|e| Error::io(archive, "reading the tar archive", e))?;
@@ -277,59 +293,139 @@ pub(crate) fn probe_ova(src: &ByteSource, opts: &ProbeOptions) -> Result<Applian
             entry.map_err(|e| Error::invalid(archive, format!("corrupt tar archive: {e}")))?;
         let path =
             entry.path().map_err(|e| Error::invalid(archive, format!("bad member name: {e}")))?;
-        let name = safe_member_name(archive, &path)?;
-        check_entry_type(archive, &name, entry.header().entry_type())?;
-        let (offset, size) = (entry.raw_file_position(), entry.size());
-        if offset.checked_add(size).is_none_or(|end| end > src.len()) {
-            return Err(Error::invalid(
-                archive,
-                format!("truncated OVA: member {name:?} runs past the end of the archive"),
-            ));
+        let name = path.to_string_lossy().into_owned();
+        if !tar_entry_is_file(archive, &name, entry.header().entry_type())? {
+            continue;
         }
-        if members.insert(name.clone(), (offset, size)).is_some() {
-            return Err(Error::invalid(archive, format!("OVA has two members named {name:?}")));
-        }
-        if members.len() > MAX_MEMBERS {
-            return Err(Error::invalid(archive, "OVA has too many members"));
-        }
+        let member = Member {
+            offset: entry.raw_file_position(),
+            stored: entry.size(),
+            encoding: Encoding::Stored,
+        };
+        index.insert(&name, member)?;
     }
-    let descriptor = find_descriptor(archive, members.keys())?;
-    let member = |name: &str| -> Result<Option<ByteSource>> {
-        members.get(name).map(|&(o, s)| src.slice(o, s)).transpose()
-    };
-    let ovf_src =
-        member(&descriptor)?.ok_or_else(|| Error::invalid(archive, "descriptor vanished"))?;
-    let text = read_text(archive, &descriptor, ovf_src.reader(), xml::MAX_XML_BYTES as u64)?;
+    Ok(index)
+}
+
+/// Indexes a zip OVA.
+fn zip_index(src: &ByteSource) -> Result<Index> {
+    let mut index = Index::new(src);
+    for (name, member) in zip::members(src)? {
+        index.insert(&name, member)?;
+    }
+    Ok(index)
+}
+
+/// Probes an uncompressed tar OVA: lists its members, parses the OVF, verifies the manifest,
+/// and probes every disk in place.
+pub(crate) fn probe_ova(src: &ByteSource, opts: &ProbeOptions) -> Result<Appliance> {
+    probe_index(&tar_index(src)?, Container::Ova, opts, None)
+}
+
+/// Probes a zip OVA: stored disks in place; deflated ones are listed, and probed only when
+/// unpacked ([`extract_appliance`]).
+pub(crate) fn probe_zip(src: &ByteSource, opts: &ProbeOptions) -> Result<Appliance> {
+    probe_index(&zip_index(src)?, Container::OvaZip, opts, None)
+}
+
+/// Reads the manifest beside `descriptor` (when there is one), verifying it with `digest`.
+fn archive_manifest(
+    archive: &Path,
+    descriptor: &str,
+    names: &[String],
+    opts: &ProbeOptions,
+    text: impl FnOnce(&str) -> Result<String>,
+    digest: impl FnMut(&str, Algorithm) -> Result<Option<String>>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<ManifestCheck>> {
+    let mf_name = manifest_name(descriptor);
+    if !names.contains(&mf_name) {
+        return Ok(None);
+    }
+    let parsed = manifest::parse(Path::new(&mf_name), &text(&mf_name)?);
+    warnings.extend(parsed.warnings);
+    if !opts.verify_manifest {
+        return Ok(Some(ManifestCheck {
+            file: mf_name,
+            entries: parsed.entries.len(),
+            verified: false,
+        }));
+    }
+    verify_manifest(archive, &mf_name, &parsed.entries, digest).map(Some)
+}
+
+/// Probes an archive read in place. Stored disks are probed where they lie; compressed ones
+/// (deflated zip members, `ovf:compression="gzip"` files) are unpacked into `extract_to`
+/// when it is given and probed there, else listed without an image.
+fn probe_index(
+    index: &Index,
+    container: Container,
+    opts: &ProbeOptions,
+    extract_to: Option<&Path>,
+) -> Result<Appliance> {
+    let archive = index.path();
+    let names = index.names();
+    let descriptor = find_descriptor(archive, names.iter())?;
+    let folder = members::folder(&descriptor);
+    let text =
+        read_text(archive, &descriptor, index.reader(&descriptor)?, xml::MAX_XML_BYTES as u64)?;
     let ovf = OvfDescriptor::parse(archive, &text)
         .map_err(|e| e.context(format!("member {descriptor:?}")))?;
-    let mf_name = manifest_name(&descriptor);
-    let mut manifest = None;
-    if let Some(mf) = member(&mf_name)? {
-        let mf_text = read_text(archive, &mf_name, mf.reader(), 1 << 20)?;
-        let entries = manifest::parse(archive, &mf_text)?;
-        manifest = Some(if opts.verify_manifest {
-            verify_manifest(archive, &mf_name, &entries, |name, alg| {
-                member(name)?
-                    .map(|m| {
-                        manifest::digest_reader(m.reader(), alg)
-                            .map_err(|e| Error::io(archive, "reading", e))
-                    })
-                    .transpose()
-            })?
-        } else {
-            ManifestCheck { file: mf_name.clone(), entries: entries.len(), verified: false }
-        });
+    let mut warnings = Vec::new();
+    let manifest = archive_manifest(
+        archive,
+        &descriptor,
+        &names,
+        opts,
+        |mf| read_text(archive, mf, index.reader(mf)?, 1 << 20),
+        |name, alg| {
+            let m = members::join(archive, folder, name)?;
+            if !names.contains(&m) {
+                return Ok(None);
+            }
+            manifest::digest_reader(index.reader(&m)?, alg)
+                .map(Some)
+                .map_err(|e| Error::invalid(archive, format!("reading member {m:?}: {e}")))
+        },
+        &mut warnings,
+    )?;
+    let mut disks = blank_disks(&ovf);
+    let mut ctx = ProbeContext::new();
+    for d in &mut disks {
+        let gz = disk_gzip(archive, &ovf, d)?;
+        let Some(href) = d.href.clone() else { continue };
+        let (name, snapshot) = members::find(&names, &members::join(archive, folder, &href)?)
+            .ok_or_else(|| {
+                Error::invalid(
+                    archive,
+                    format!("disk file {href:?} named by the OVF is not in the archive"),
+                )
+            })?;
+        warnings.extend(snapshot);
+        d.href = Some(name.clone());
+        let in_place = if gz { None } else { index.in_place(&name)? };
+        let mut img = match (in_place, extract_to) {
+            (Some(slice), _) => ctx.probe_member(&slice),
+            (None, Some(dir)) => {
+                let target = dir.join(&name);
+                let reader = index.reader(&name)?;
+                let reader = if gz { members::gunzip(reader) } else { reader };
+                members::unpack(archive, &name, reader, &target)?;
+                ctx.probe_parent(&target)
+            }
+            (None, None) => {
+                warnings.push(format!("disk {:?} ({name}) {NOT_IN_PLACE}", d.disk_id));
+                continue;
+            }
+        }
+        .map_err(|e| e.context(format!("member {name:?}")))?;
+        if opts.cross_check {
+            cross_check(&mut img);
+        }
+        d.image = Some(img);
     }
-    let disks = probe_disks(archive, &ovf, opts, |ctx, href| {
-        let m = member(href)?.ok_or_else(|| {
-            Error::invalid(
-                archive,
-                format!("disk file {href:?} named by the OVF is not in the archive"),
-            )
-        })?;
-        ctx.probe_member(&m).map_err(|e| e.context(format!("member {href:?}")))
-    })?;
-    let a = Appliance::new(archive, Container::Ova, descriptor, ovf, manifest, disks);
+    let mut a = Appliance::new(archive, container, descriptor, ovf, manifest, disks);
+    a.warnings.splice(0..0, warnings);
     Ok(a)
 }
 
@@ -405,12 +501,14 @@ fn probe_described(
     let mf_name = manifest_name(&descriptor);
     let mf_path = dir.join(&mf_name);
     let mut manifest = None;
+    let mut warnings = Vec::new();
     if container == Container::Ovf && mf_path.is_file() {
         let mf_src = ByteSource::open(&mf_path)?;
-        let entries =
-            manifest::parse(&mf_path, &read_text(&mf_path, &mf_name, mf_src.reader(), 1 << 20)?)?;
+        let parsed =
+            manifest::parse(&mf_path, &read_text(&mf_path, &mf_name, mf_src.reader(), 1 << 20)?);
+        warnings = parsed.warnings;
         manifest = Some(if opts.verify_manifest {
-            verify_manifest(&mf_path, &mf_name, &entries, |name, alg| {
+            verify_manifest(&mf_path, &mf_name, &parsed.entries, |name, alg| {
                 let p = resolve(name)?;
                 if !p.exists() {
                     return Ok(None);
@@ -421,10 +519,10 @@ fn probe_described(
                     .map_err(|e| Error::io(&p, "reading", e))
             })?
         } else {
-            ManifestCheck { file: mf_name, entries: entries.len(), verified: false }
+            ManifestCheck { file: mf_name, entries: parsed.entries.len(), verified: false }
         });
     }
-    let disks = probe_disks(path, &ovf, opts, |ctx, href| {
+    let disks = probe_disks(path, &ovf, opts, |ctx, href, gz| {
         let disk = resolve(href)?;
         if !disk.exists() {
             return Err(Error::new(
@@ -433,10 +531,20 @@ fn probe_described(
             )
             .with_path(path));
         }
+        if gz {
+            return Err(Error::unsupported(
+                path,
+                format!(
+                    "disk file {href:?} is gzip-compressed (ovf:compression) beside a loose OVF; \
+                     convert the OVA it came from, or gunzip the file and drop the attribute"
+                ),
+            ));
+        }
         ctx.probe_parent(&disk)
             .map_err(|e| e.context(format!("disk {href:?} of {}", path.display())))
     })?;
     let mut a = Appliance::new(path, container, descriptor, ovf, manifest, disks);
+    a.warnings.splice(0..0, warnings);
     if container != Container::Ovf {
         // VMX and libvirt XML declare no capacities: the images say.
         a.warnings.retain(|w| !w.contains("declares"));
@@ -498,6 +606,7 @@ fn scan_compressed(
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
     let mut digests: BTreeMap<(String, Algorithm), String> = BTreeMap::new();
     let mut known_manifest: Option<Vec<ManifestEntry>> = None;
+    let mut mf_warnings: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut names = Vec::new();
     for entry in entries {
         let mut entry = entry
@@ -506,8 +615,10 @@ fn scan_compressed(
             .path()
             .map_err(|e| Error::invalid(archive, format!("bad member name: {e}")))?
             .into_owned();
-        let name = safe_member_name(archive, &path)?;
-        check_entry_type(archive, &name, entry.header().entry_type())?;
+        let name = members::safe_name(archive, &path.to_string_lossy())?;
+        if !tar_entry_is_file(archive, &name, entry.header().entry_type())? {
+            continue;
+        }
         if names.contains(&name) || names.len() >= MAX_MEMBERS {
             return Err(Error::invalid(
                 archive,
@@ -519,7 +630,9 @@ fn scan_compressed(
         if lower.ends_with(".ovf") || lower.ends_with(".mf") {
             let text = read_text(archive, &name, &mut entry, xml::MAX_XML_BYTES as u64)?;
             if lower.ends_with(".mf") {
-                known_manifest = Some(manifest::parse(archive, &text)?);
+                let parsed = manifest::parse(Path::new(&name), &text);
+                mf_warnings.insert(name.clone(), parsed.warnings);
+                known_manifest = Some(parsed.entries);
             }
             for (alg, mut h) in hashers_for(known_manifest.as_deref()) {
                 h.update(text.as_bytes());
@@ -531,7 +644,7 @@ fn scan_compressed(
         let mut hashers =
             if opts.verify_manifest { hashers_for(known_manifest.as_deref()) } else { Vec::new() };
         let mut out = match extract_to {
-            Some(dir) => {
+            Some(dir) if !is_junk(&name) => {
                 let target = dir.join(&name);
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)
@@ -543,7 +656,7 @@ fn scan_compressed(
                     target,
                 ))
             }
-            None => None,
+            _ => None,
         };
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -569,16 +682,19 @@ fn scan_compressed(
         }
     }
     let descriptor = find_descriptor(archive, names.iter())?;
+    let folder = members::folder(&descriptor);
     let ovf = OvfDescriptor::parse(archive, &texts[&descriptor])
         .map_err(|e| e.context(format!("member {descriptor:?}")))?;
     let mf_name = manifest_name(&descriptor);
+    let mut warnings = mf_warnings.remove(&mf_name).unwrap_or_default();
     let manifest = match (texts.get(&mf_name), &known_manifest) {
         (Some(_), Some(entries)) if opts.verify_manifest => {
             Some(verify_manifest(archive, &mf_name, entries, |name, alg| {
-                if !names.iter().any(|n| n == name) {
+                let name = members::join(archive, folder, name)?;
+                if !names.contains(&name) {
                     return Ok(None);
                 }
-                digests.get(&(name.to_string(), alg)).cloned().map(Some).ok_or_else(|| {
+                digests.get(&(name.clone(), alg)).cloned().map(Some).ok_or_else(|| {
                     Error::unsupported(
                         archive,
                         format!(
@@ -593,31 +709,41 @@ fn scan_compressed(
         }
         _ => None,
     };
-    for href in blank_disks(&ovf).iter().filter_map(|d| d.href.as_ref()) {
-        if !names.iter().any(|n| n == href) {
-            return Err(Error::invalid(
-                archive,
-                format!("disk file {href:?} named by the OVF is not in the archive"),
-            ));
+    let mut disks = blank_disks(&ovf);
+    let mut ctx = ProbeContext::new();
+    for d in &mut disks {
+        let gz = disk_gzip(archive, &ovf, d)?;
+        let Some(href) = d.href.clone() else { continue };
+        let (name, snapshot) = members::find(&names, &members::join(archive, folder, &href)?)
+            .ok_or_else(|| {
+                Error::invalid(
+                    archive,
+                    format!("disk file {href:?} named by the OVF is not in the archive"),
+                )
+            })?;
+        warnings.extend(snapshot);
+        d.href = Some(name.clone());
+        let Some(dir) = extract_to else { continue };
+        let mut path = dir.join(&name);
+        if gz {
+            // The file is itself gzip-compressed: unpack it beside, and drop the packed copy.
+            let packed = ByteSource::open(&path)?;
+            let target = dir.join(format!("{name}.gunzipped"));
+            members::unpack(archive, &name, members::gunzip(packed.reader()), &target)?;
+            drop(packed);
+            let _ = std::fs::remove_file(&path);
+            path = target;
         }
+        let mut img = ctx.probe_parent(&path).map_err(|e| e.context(format!("member {name:?}")))?;
+        if opts.cross_check {
+            cross_check(&mut img);
+        }
+        d.image = Some(img);
     }
-    let disks = match extract_to {
-        Some(dir) => probe_disks(archive, &ovf, opts, |ctx, href| {
-            ctx.probe_parent(&dir.join(href)).map_err(|e| e.context(format!("member {href:?}")))
-        })?,
-        None => {
-            let disks = blank_disks(&ovf);
-            for d in &disks {
-                check_disk_file(archive, &ovf, d)?;
-            }
-            disks
-        }
-    };
     let mut a = Appliance::new(archive, container, descriptor, ovf, manifest, disks);
+    a.warnings.splice(0..0, warnings);
     if extract_to.is_none() {
-        a.warnings.push(
-            "compressed OVA: disk images are probed only when extracted for conversion".into(),
-        );
+        a.warnings.push(format!("compressed OVA: every disk {NOT_IN_PLACE}"));
     }
     Ok(a)
 }
@@ -628,9 +754,25 @@ pub(crate) fn probe_compressed_ova(src: &ByteSource, opts: &ProbeOptions) -> Res
     scan_compressed(src, opts, None)
 }
 
-/// Decompresses a gzip- or xz-compressed OVA into `dir` (which must exist and be empty),
-/// verifying the manifest on the way, and probes the extracted disks.
-pub fn extract_compressed_ova(path: &Path, dir: &Path, opts: &ProbeOptions) -> Result<Appliance> {
+/// True when some disk of the appliance has to be unpacked before it can be converted (a
+/// compressed archive, a deflated zip member, a gzip-compressed OVF file).
+pub fn needs_unpacking(a: &Appliance) -> bool {
+    matches!(a.container, Container::OvaGzip | Container::OvaXz)
+        || a.disks.iter().any(|d| d.href.is_some() && d.image.is_none())
+}
+
+/// Unpacks what has to be unpacked of the OVA at `path` into `dir` (which must exist and be
+/// empty) and probes the disks: a compressed archive is decompressed whole (verifying the
+/// manifest on the way); from a tar or zip OVA only the compressed disk members are unpacked,
+/// the others stay in place.
+pub fn extract_appliance(path: &Path, dir: &Path, opts: &ProbeOptions) -> Result<Appliance> {
     let src = ByteSource::open(path)?;
-    scan_compressed(&src, opts, Some(dir))
+    let head = src.read_up_to(0, 512)?;
+    if head.starts_with(GZIP_MAGIC) || head.starts_with(XZ_MAGIC) {
+        scan_compressed(&src, opts, Some(dir))
+    } else if head.starts_with(zip::LOCAL_MAGIC) {
+        probe_index(&zip_index(&src)?, Container::OvaZip, opts, Some(dir))
+    } else {
+        probe_index(&tar_index(&src)?, Container::Ova, opts, Some(dir))
+    }
 }

@@ -74,6 +74,9 @@ pub struct OvfDescriptor {
     pub name: String,
     /// The VM's UUID when the source records one (VMX `uuid.bios`, libvirt `<uuid>`).
     pub uuid: Option<String>,
+    /// The VM generation ID in libvirt's `<genid>` form (VMX `vm.genid` and `vm.genidX`,
+    /// libvirt `<genid>`).
+    pub genid: Option<String>,
     /// CIM OS id (`OperatingSystemSection/@ovf:id`).
     pub os_id: Option<u32>,
     /// VMware guest id (`vmw:osType`, e.g. `debian11_64Guest`).
@@ -209,6 +212,7 @@ impl OvfDescriptor {
         let mut desc = OvfDescriptor {
             name,
             uuid: None,
+            genid: None,
             os_id: None,
             os_type: None,
             os_description: None,

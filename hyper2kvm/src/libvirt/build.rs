@@ -58,6 +58,13 @@ pub struct VmDescription {
     pub os_id: Option<String>,
     /// NICs in order.
     pub nics: Vec<SourceNic>,
+    /// True when the source lists its NICs (OVF, VMX, libvirt XML), so that an empty list
+    /// means the VM has none; false for a bare disk or a manifest without `nics`, where the
+    /// guest's own network configuration decides.
+    pub nics_declared: bool,
+    /// The VM generation ID (`<genid>`) the source recorded (VMware `vm.genid`/`vm.genidX`),
+    /// which Windows Active Directory uses to notice rollbacks.
+    pub genid: Option<String>,
     /// Where the description came from (for the domain's `<description>`).
     pub origin: String,
 }
@@ -79,6 +86,8 @@ impl VmDescription {
                 .iter()
                 .map(|n| SourceNic { mac: n.mac.clone(), network: n.network.clone() })
                 .collect(),
+            nics_declared: true,
+            genid: d.genid.clone(),
             origin: origin.to_string(),
         }
     }
@@ -89,8 +98,14 @@ impl VmDescription {
 pub struct DomainOptions {
     /// Driver type (`kvm` on real hosts).
     pub domain_type: DomainType,
-    /// Where NICs are plugged (`LIBVIRT_BRIDGE` gives a bridge).
+    /// Where NICs are plugged (`LIBVIRT_BRIDGE` gives a bridge), unless `network_map` says.
     pub network: NetSource,
+    /// The user chose `network` (`--network`, `--bridge`): a source that declares no NICs
+    /// still gets one there. Otherwise such a source gets none.
+    pub network_chosen: bool,
+    /// Source network name → where its NICs are plugged (`--network-map SRC=DST`). A NIC on
+    /// a network not listed goes to `network` (with a warning, [`unmapped_networks`]).
+    pub network_map: Vec<(String, NetSource)>,
     /// Disk bus.
     pub disk_bus: DiskBus,
     /// NIC model.
@@ -108,6 +123,8 @@ impl Default for DomainOptions {
         DomainOptions {
             domain_type: DomainType::Kvm,
             network: NetSource::Network("default".into()),
+            network_chosen: false,
+            network_map: Vec::new(),
             disk_bus: DiskBus::VirtioBlk,
             nic_model: NicModel::Virtio,
             graphics: Graphics::Vnc,
@@ -115,6 +132,34 @@ impl Default for DomainOptions {
             ovmf: None,
         }
     }
+}
+
+impl DomainOptions {
+    /// Where a NIC on the source network `name` is plugged.
+    pub fn network_for(&self, name: Option<&str>) -> NetSource {
+        name.and_then(|n| self.network_map.iter().find(|(src, _)| src == n))
+            .map_or_else(|| self.network.clone(), |(_, dst)| dst.clone())
+    }
+}
+
+/// One warning per source network that `network_map` (when one is given) does not list.
+pub fn unmapped_networks(desc: &VmDescription, opts: &DomainOptions) -> Vec<String> {
+    if opts.network_map.is_empty() {
+        return Vec::new();
+    }
+    let mut names: Vec<&str> = desc.nics.iter().filter_map(|n| n.network.as_deref()).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| !opts.network_map.iter().any(|(src, _)| src == n))
+        .map(|n| {
+            let to = match &opts.network {
+                NetSource::Network(x) => format!("network {x:?}"),
+                NetSource::Bridge(b) => format!("bridge {b:?}"),
+            };
+            format!("source network {n:?} is not in the network map; its NICs join {to}")
+        })
+        .collect()
 }
 
 /// One converted disk, in boot order.
@@ -242,13 +287,18 @@ pub fn build_domain(
         Machine::Q35
     };
     let interfaces = if desc.nics.is_empty() {
-        vec![Interface { mac: None, source: opts.network.clone(), model: opts.nic_model }]
+        if desc.nics_declared && !opts.network_chosen {
+            // The source VM has no network adapter: neither does the domain.
+            Vec::new()
+        } else {
+            vec![Interface { mac: None, source: opts.network.clone(), model: opts.nic_model }]
+        }
     } else {
         desc.nics
             .iter()
             .map(|n| Interface {
                 mac: n.mac.clone(),
-                source: opts.network.clone(),
+                source: opts.network_for(n.network.as_deref()),
                 model: opts.nic_model,
             })
             .collect()
@@ -257,6 +307,7 @@ pub fn build_domain(
         domain_type: opts.domain_type,
         name: desc.name.clone(),
         uuid,
+        genid: desc.genid.clone().filter(|g| is_uuid(g)).map(|g| g.to_ascii_lowercase()),
         description: format!("Converted by hyper2kvm {} from {}", crate::VERSION, desc.origin),
         memory_mib: desc.memory_mib.filter(|&m| m > 0).unwrap_or(DEFAULT_MEMORY_MIB),
         vcpus: desc.vcpus.filter(|&c| c > 0).unwrap_or(DEFAULT_VCPUS),

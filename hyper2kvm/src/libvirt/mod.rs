@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use build::{
     DEFAULT_MEMORY_MIB, DEFAULT_VCPUS, DomainDisk, DomainOptions, SourceNic, VmDescription,
-    build_domain, random_uuid,
+    build_domain, random_uuid, unmapped_networks,
 };
 pub use model::{
     Clock, Disk, DiskBus, Domain, DomainType, Firmware, Graphics, Interface, Machine, NetSource,

@@ -188,6 +188,8 @@ pub struct Domain {
     pub name: String,
     /// UUID (the source's when it had one).
     pub uuid: String,
+    /// VM generation ID (`<genid>`), when the source had one.
+    pub genid: Option<String>,
     /// Free text: where it came from.
     pub description: String,
     /// Memory in MiB.

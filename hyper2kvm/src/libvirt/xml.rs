@@ -180,6 +180,9 @@ pub fn to_xml(d: &Domain) -> String {
     let written = nest(&mut w, "domain", &[("type", d.domain_type.as_str())], |w| {
         text(w, "name", &[], &d.name)?;
         text(w, "uuid", &[], &d.uuid)?;
+        if let Some(g) = &d.genid {
+            text(w, "genid", &[], g)?;
+        }
         text(w, "description", &[], &d.description)?;
         text(w, "memory", &[("unit", "MiB")], &d.memory_mib.to_string())?;
         text(w, "currentMemory", &[("unit", "MiB")], &d.memory_mib.to_string())?;

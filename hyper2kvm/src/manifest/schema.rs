@@ -149,6 +149,8 @@ impl Manifest {
                     network: n.network.clone(),
                 })
                 .collect(),
+            nics_declared: false,
+            genid: None,
             origin: origin.to_string(),
         }
     }
