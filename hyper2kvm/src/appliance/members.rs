@@ -170,11 +170,26 @@ pub(crate) fn join(archive: &Path, folder: &str, href: &str) -> Result<String> {
 }
 
 /// Finds `wanted` among `names`. When it is missing but VMware snapshot files `wanted.NNN…`
-/// are there, the newest (highest number) stands in for it, with a warning naming it.
+/// are there, the newest (highest number) stands in for it, with a warning naming it; failing
+/// that, the one member whose name differs only in letter case (archives made on Windows),
+/// with a warning too.
 pub(crate) fn find(names: &[String], wanted: &str) -> Option<(String, Option<String>)> {
     if names.iter().any(|n| n == wanted) {
         return Some((wanted.to_string(), None));
     }
+    snapshot(names, wanted).or_else(|| {
+        let mut same = names.iter().filter(|n| n.eq_ignore_ascii_case(wanted));
+        match (same.next(), same.next()) {
+            (Some(n), None) => Some((
+                n.clone(),
+                Some(format!("the OVF names {wanted:?}; the archive holds it as {n:?}")),
+            )),
+            _ => None,
+        }
+    })
+}
+
+fn snapshot(names: &[String], wanted: &str) -> Option<(String, Option<String>)> {
     let newest = names
         .iter()
         .filter_map(|n| {
@@ -250,6 +265,10 @@ mod tests {
         );
         assert!(find(&n, "disk2.vmdk").is_none());
         assert!(find(&names(&["disk1.vmdk.bak"]), "disk1.vmdk").is_none());
+        let (name, warning) = find(&names(&["VM/Disk1.VMDK"]), "VM/disk1.vmdk").unwrap();
+        assert_eq!(name, "VM/Disk1.VMDK");
+        assert!(warning.unwrap().contains("VM/Disk1.VMDK"));
+        assert!(find(&names(&["DISK1.vmdk", "disk1.VMDK"]), "disk1.vmdk").is_none(), "ambiguous");
     }
 
     #[test]
