@@ -376,3 +376,124 @@ fn version_is_one_line() {
     assert!(v.starts_with("hyper2kvm ") && !v.contains('\n'), "{v:?}");
     assert_eq!(v.split_whitespace().nth(1), Some(env!("CARGO_PKG_VERSION")));
 }
+
+/// The same four manifests through `hyper2kvm daemon`, as HyperSDK's daemon mode hands them
+/// over: each written in place as `artifact-manifest.json` in the queue (after the previous
+/// one was claimed), then `OUTPUT_DIR/{vm}.qcow2` polled before `{vm}.error`.
+#[test]
+fn the_same_manifests_through_the_daemon() {
+    let t = scratch();
+    let (queue, out) = (t.path().join("queue"), t.path().join("output"));
+    for d in [&queue, &out] {
+        std::fs::create_dir(d).unwrap();
+    }
+    // (vm, its manifest, the boot disk's source, the data disk's source)
+    let mut jobs: Vec<(&str, String, PathBuf, Option<PathBuf>)> = Vec::new();
+    for (vm, checksums) in [("web01", true), ("web02", false)] {
+        let dir = t.path().join(vm);
+        std::fs::create_dir(&dir).unwrap();
+        let (_, disks) = two_disk_export(&dir, checksums);
+        let text = manifest(&Vm { name: vm, ..web01() }, &disks, None);
+        jobs.push((vm, text, disks[0].path.clone(), Some(disks[1].path.clone())));
+    }
+    let uefi = t.path().join("app");
+    std::fs::create_dir(&uefi).unwrap();
+    let d0 =
+        make_disk(&uefi, "app.vmdk", "vmdk", Some("subformat=streamOptimized"), 16 << 20, 0xe1);
+    let disks = [Disk {
+        path: d0.clone(),
+        format: "vmdk",
+        checksum: true,
+        hint: 0,
+        disk_type: Some("boot"),
+    }];
+    let vm = Vm { name: "app", firmware: "efi", os_hint: "linux", datacenter: "DC1", ..web01() };
+    jobs.push(("app", manifest(&vm, &disks, None), d0, None));
+    let hv = t.path().join("hv");
+    std::fs::create_dir(&hv).unwrap();
+    let h0 = make_disk(&hv, "hv-0.vhd", "vpc", None, 20 << 20, 0x10);
+    let h1 = make_disk(&hv, "hv-1.vhd", "vpc", None, 12 << 20, 0x11);
+    let disks = [
+        Disk { path: h0.clone(), format: "vhd", checksum: true, hint: 0, disk_type: Some("boot") },
+        Disk { path: h1.clone(), format: "vhd", checksum: true, hint: 1, disk_type: Some("data") },
+    ];
+    let vm = Vm {
+        name: "hv01",
+        cpu: 1,
+        mem_gb: 0,
+        firmware: "bios",
+        os_hint: "windows",
+        datacenter: "",
+        macs: vec!["00-15-5D-0A-0B-0C", "00-15-5D-0A-0B-0D"],
+    };
+    jobs.push(("hv01", manifest(&vm, &disks, None), h0, Some(h1)));
+
+    let conf = t.path().join("daemon.conf");
+    std::fs::write(&conf, "MAX_CONCURRENT=2\nPOLL_INTERVAL=1\nSETTLE_SECONDS=2\n").unwrap();
+    let log = t.path().join("daemon.log");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_hyper2kvm"))
+        .arg("daemon")
+        .arg(format!("--watch-dir={}", queue.display()))
+        .arg(format!("--output-dir={}", out.display()))
+        .arg(format!("--config={}", conf.display()))
+        .arg(format!("--state-dir={}", t.path().join("state").display()))
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env("TEMP_DIR", t.path().join("tmp"))
+        .env("LIBGUESTFS_BACKEND", "direct")
+        .env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed().as_secs() < secs,
+                "timed out waiting for {what}:\n{}",
+                log_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let queue_file = queue.join("artifact-manifest.json");
+    for (vm, text, _, _) in &jobs {
+        std::fs::write(&queue_file, text).unwrap();
+        wait(&format!("{vm}'s manifest claimed"), 60, &|| !queue_file.exists());
+    }
+    for (vm, _, boot, data) in &jobs {
+        let (disk, error) = (out.join(format!("{vm}.qcow2")), out.join(format!("{vm}.error")));
+        wait(&format!("{vm}'s result"), 400, &|| disk.is_file() || error.is_file());
+        assert!(!error.exists(), "{vm} failed:\n{}", log_text());
+        holds(&disk, boot);
+        if let Some(data) = data {
+            holds(&out.join(format!("{vm}-disk-1.qcow2")), data);
+        }
+        let xml = std::fs::read_to_string(out.join(format!("{vm}.xml"))).unwrap();
+        if data.is_some() {
+            let boot_at = xml.find(&format!("{vm}.qcow2")).unwrap();
+            let data_at = xml.find(&format!("{vm}-disk-1.qcow2")).unwrap();
+            assert!(boot_at < data_at, "the boot disk comes first:\n{xml}");
+        }
+        match *vm {
+            "app" => assert!(xml.contains("<loader") && xml.contains("<nvram"), "UEFI:\n{xml}"),
+            "hv01" => {
+                for mac in ["00:15:5d:0a:0b:0c", "00:15:5d:0a:0b:0d"] {
+                    assert!(xml.contains(&format!("<mac address=\"{mac}\"/>")), "{xml}");
+                }
+                assert!(xml.contains("<memory unit=\"MiB\">2048</memory>"), "{xml}");
+            }
+            _ => assert!(xml.contains("<mac address=\"00:50:56:9a:12:34\"/>"), "{xml}"),
+        }
+        assert!(!xml.contains("S3cr3t"));
+    }
+    assert!(!log_text().contains("S3cr3t"), "credentials leaked into the daemon's log");
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(daemon.id() as i32, libc::SIGTERM);
+    }
+    let _ = daemon.wait();
+}
