@@ -40,16 +40,6 @@ fn appliance(path: &Path) -> Appliance {
     }
 }
 
-fn same(reference: &Path, out: &Path) {
-    let o = Command::new("qemu-img")
-        .args(["compare", "-f", "raw", "-F", "qcow2"])
-        .arg(reference)
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&o.stdout));
-}
-
 fn assert_vmware_hardware(a: &Appliance) {
     assert_eq!(a.ovf.name, "web01");
     assert_eq!(a.ovf.cpus, Some(2));
@@ -121,8 +111,8 @@ fn ova_with_two_disks_converts_in_place() {
         .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["web01.qcow2", "web01-vmdisk2.qcow2"]);
-    same(&disks[0].1, &report.outputs[0].path);
-    same(&disks[1].1, &report.outputs[1].path);
+    same_qcow2(&disks[0].1, &report.outputs[0].path);
+    same_qcow2(&disks[1].1, &report.outputs[1].path);
     let mut left: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -184,8 +174,8 @@ fn compressed_ovas_are_extracted_only_into_the_output_directory() {
         let report =
             hyper2kvm::convert(&packed, &out, &no_fix(), &mut |_| {}, &CancelToken::new()).unwrap();
         assert_eq!(report.outputs.len(), 2);
-        same(&disks[0].1, &report.outputs[0].path);
-        same(&disks[1].1, &report.outputs[1].path);
+        same_qcow2(&disks[0].1, &report.outputs[0].path);
+        same_qcow2(&disks[1].1, &report.outputs[1].path);
         let left = std::fs::read_dir(&out).unwrap().count();
         assert_eq!(left, 3, "two disks and the domain; the extraction directory must be gone");
     }
@@ -209,8 +199,8 @@ fn ovf_file_and_directory() {
     let out = t.path().join("out");
     let report =
         hyper2kvm::convert(&dir, &out, &no_fix(), &mut |_| {}, &CancelToken::new()).unwrap();
-    same(&disks[0].1, &report.outputs[0].path);
-    same(&disks[1].1, &report.outputs[1].path);
+    same_qcow2(&disks[0].1, &report.outputs[0].path);
+    same_qcow2(&disks[1].1, &report.outputs[1].path);
 }
 
 #[test]

@@ -141,16 +141,6 @@ fn virtual_size(p: &Path) -> u64 {
     o[at..].trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }
 
-fn same(reference: &Path, out: &Path) {
-    let o = Command::new("qemu-img")
-        .args(["compare", "-f", "raw", "-F", "qcow2"])
-        .arg(reference)
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&o.stdout));
-}
-
 /// Reads the domain beside the disks back and checks what the OVF said: name, 2048 MiB,
 /// 2 vCPUs, BIOS, the boot disk (the larger) first, the MACs; returns the XML text.
 fn check_domain(report: &ConvertReport, macs: &[&str]) -> String {
@@ -225,8 +215,8 @@ fn zip_ovas_stored_deflated_streamed_and_zip64() {
         }
         let out = t.path().join(format!("out-{label}"));
         let report = convert(&ova, &out, &no_fix());
-        same(&disks.files[0].1, &report.outputs[0].path);
-        same(&disks.files[1].1, &report.outputs[1].path);
+        same_qcow2(&disks.files[0].1, &report.outputs[0].path);
+        same_qcow2(&disks.files[1].1, &report.outputs[1].path);
         check_domain(&report, &[MAC]);
         assert_eq!(
             listing(&out),
@@ -309,8 +299,8 @@ fn gzip_compressed_disk_files_in_a_tar_ova() {
     assert!(a.disks.iter().all(|d| d.image.is_none()));
     let out = t.path().join("out");
     let report = convert(&ova, &out, &no_fix());
-    same(&disks.files[0].1, &report.outputs[0].path);
-    same(&disks.files[1].1, &report.outputs[1].path);
+    same_qcow2(&disks.files[0].1, &report.outputs[0].path);
+    same_qcow2(&disks.files[1].1, &report.outputs[1].path);
     check_domain(&report, &[MAC]);
     assert_eq!(listing(&out), vec!["web01-vmdisk2.qcow2", "web01.qcow2", "web01.xml"]);
     // The same inside a gzip-compressed tar (compressed twice over).
@@ -318,7 +308,7 @@ fn gzip_compressed_disk_files_in_a_tar_ova() {
     std::fs::write(&packed, gzip(&std::fs::read(&ova).unwrap())).unwrap();
     let out = t.path().join("out-gz");
     let report = convert(&packed, &out, &no_fix());
-    same(&disks.files[0].1, &report.outputs[0].path);
+    same_qcow2(&disks.files[0].1, &report.outputs[0].path);
     assert_eq!(listing(&out).len(), 3);
     // Other per-file compressions are refused by name.
     let xz = text.replace(
@@ -360,8 +350,8 @@ fn snapshot_member_names_use_the_newest() {
         a.warnings
     );
     let report = convert(&ova, &t.path().join("out"), &no_fix());
-    same(&disks.files[0].1, &report.outputs[0].path);
-    same(&disks.files[1].1, &report.outputs[1].path);
+    same_qcow2(&disks.files[0].1, &report.outputs[0].path);
+    same_qcow2(&disks.files[1].1, &report.outputs[1].path);
     check_domain(&report, &[MAC]);
 }
 
@@ -391,7 +381,7 @@ fn members_in_a_folder_with_its_directory_entry() {
     assert_eq!(a.descriptor, "web01/web01.ovf");
     assert!(a.manifest.as_ref().unwrap().verified);
     let report = convert(&ova, &t.path().join("out"), &no_fix());
-    same(&disks.files[0].1, &report.outputs[0].path);
+    same_qcow2(&disks.files[0].1, &report.outputs[0].path);
     check_domain(&report, &[MAC]);
     // The same folder layout as a zip with its directory entry and macOS junk beside it.
     let zipped = t.path().join("web01-zip.ova");
@@ -409,7 +399,7 @@ fn members_in_a_folder_with_its_directory_entry() {
         false,
     );
     let report = convert(&zipped, &t.path().join("out-zip"), &no_fix());
-    same(&disks.files[1].1, &report.outputs[1].path);
+    same_qcow2(&disks.files[1].1, &report.outputs[1].path);
     check_domain(&report, &[MAC]);
     // A symbolic link member in the folder is still refused.
     let bad = t.path().join("link.ova");

@@ -470,3 +470,14 @@ pub fn guestfish(mut cmd: Command, script: &str) -> std::process::Output {
         })
         .unwrap()
 }
+
+/// `qemu-img compare` of a raw reference with a qcow2 output: they must hold the same data.
+pub fn same_qcow2(reference: &Path, out: &Path) {
+    let o = Command::new("qemu-img")
+        .args(["compare", "-f", "raw", "-F", "qcow2"])
+        .arg(reference)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&o.stdout));
+}

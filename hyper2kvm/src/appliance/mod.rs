@@ -220,6 +220,28 @@ fn disk_gzip(origin: &Path, ovf: &OvfDescriptor, disk: &ApplianceDisk) -> Result
     }
 }
 
+/// Finds the member holding `d`'s file (see [`members::find`]) and records it as the disk's
+/// `href`; `None` for a blank disk.
+fn disk_member(
+    archive: &Path,
+    folder: &str,
+    names: &[String],
+    d: &mut ApplianceDisk,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>> {
+    let Some(href) = d.href.clone() else { return Ok(None) };
+    let (name, warning) = members::find(names, &members::join(archive, folder, &href)?)
+        .ok_or_else(|| {
+            Error::invalid(
+                archive,
+                format!("disk file {href:?} named by the OVF is not in the archive"),
+            )
+        })?;
+    warnings.extend(warning);
+    d.href = Some(name.clone());
+    Ok(Some(name))
+}
+
 /// The warning a probe without extraction gives for a disk that must be unpacked first.
 pub const NOT_IN_PLACE: &str =
     "is compressed in the package: it is unpacked into the output directory for conversion";
@@ -393,16 +415,9 @@ fn probe_index(
     let mut ctx = ProbeContext::new();
     for d in &mut disks {
         let gz = disk_gzip(archive, &ovf, d)?;
-        let Some(href) = d.href.clone() else { continue };
-        let (name, snapshot) = members::find(&names, &members::join(archive, folder, &href)?)
-            .ok_or_else(|| {
-                Error::invalid(
-                    archive,
-                    format!("disk file {href:?} named by the OVF is not in the archive"),
-                )
-            })?;
-        warnings.extend(snapshot);
-        d.href = Some(name.clone());
+        let Some(name) = disk_member(archive, folder, &names, d, &mut warnings)? else {
+            continue;
+        };
         let in_place = if gz { None } else { index.in_place(&name)? };
         let mut img = match (in_place, extract_to) {
             (Some(slice), _) => ctx.probe_member(&slice),
@@ -713,16 +728,9 @@ fn scan_compressed(
     let mut ctx = ProbeContext::new();
     for d in &mut disks {
         let gz = disk_gzip(archive, &ovf, d)?;
-        let Some(href) = d.href.clone() else { continue };
-        let (name, snapshot) = members::find(&names, &members::join(archive, folder, &href)?)
-            .ok_or_else(|| {
-                Error::invalid(
-                    archive,
-                    format!("disk file {href:?} named by the OVF is not in the archive"),
-                )
-            })?;
-        warnings.extend(snapshot);
-        d.href = Some(name.clone());
+        let Some(name) = disk_member(archive, folder, &names, d, &mut warnings)? else {
+            continue;
+        };
         let Some(dir) = extract_to else { continue };
         let mut path = dir.join(&name);
         if gz {
