@@ -446,28 +446,36 @@ umount /
 mount-options subvol=@ /dev/sda1 /"
       ;;
   esac
-  fill=""
+  # The mounts for GRUB's step (btrfs: the subvolume the tree went into).
+  remount="mount /dev/sda1 /"
+  [[ $layout == btrfs ]] && remount="mount-options subvol=@ /dev/sda1 /"
+  [[ $layout == sepboot ]] && remount="mount /dev/sda2 /
+mount /dev/sda1 /boot"
   if [[ -n $mounts ]]; then
     tar -C "$tree" --numeric-owner -cf "$work/tree.tar" .
-    fill="$mounts
-tar-in $work/tree.tar /"
-  elif [[ $layout == sepboot ]]; then
-    fill="mount /dev/sda2 /
-mount /dev/sda1 /boot"
-  else
-    fill="mount /dev/sda1 /"
-  fi
-  # grub-install in the appliance has been seen to fail now and then ("embedding is not
-  # possible, but this is required for cross-disk install": grub-probe saw another disk for
-  # /boot/grub); it is tried again, what grub-probe saw printed each time.
-  install='n=0; until grub-install --target=i386-pc /dev/sda; do n=$((n + 1)); echo grub-install failed: /boot/grub is $(grub-probe -t device /boot/grub) on $(grub-probe -t disk /boot/grub) >&2; [ $n -lt 3 ] || exit 1; sleep 3; done'
-  fish -a "$disk" <<FISH
+    fish -a "$disk" <<FISH
 run
-$fill
+$mounts
+tar-in $work/tree.tar /
+umount-all
+FISH
+  fi
+  # Inside the appliance the kernel does not always name the guest's disk /dev/sda (its own
+  # disk is sometimes probed first; grub-install /dev/sda then fails with "embedding is not
+  # possible, but this is required for cross-disk install", and with GRUB_DISABLE_LINUX_UUID
+  # update-grub would write the wrong name). A VMware guest sees its disk as /dev/sda, so
+  # GRUB's step runs only in an appliance where it is: otherwise it is tried in a new one.
+  install='disk=$(grub-probe -t disk /boot); if [ x$disk != x/dev/sda ]; then echo the guest disk is $disk in this appliance, not /dev/sda: trying a new one >&2; exit 3; fi; grub-install --target=i386-pc /dev/sda'
+  for try in 1 2 3 4 5; do
+    fish -a "$disk" <<FISH && break
+run
+$remount
 sh "$install"
 command "update-grub"
 umount-all
 FISH
+    [[ $try -lt 5 ]] || { echo "debian.sh: GRUB could not be installed in five appliances" >&2; exit 1; }
+  done
 elif [[ $layout == lvm ]]; then
   mkdir -p "$tree/boot/grub"
   cat > "$tree/boot/grub/grub.cfg" <<GRUB
