@@ -46,6 +46,9 @@ const GIVE_UP: &[&str] = &[
     "Could not boot",
     "dracut-initqueue: starting timeout scripts",
     "Entering emergency mode",
+    // OVMF's own, when no boot option loads (it then offers its shell).
+    "No bootable option or device was found",
+    "UEFI Interactive Shell",
 ];
 
 /// Files under a final name in `dir` (not hidden, not partial).
@@ -106,7 +109,8 @@ fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
 /// (root device, each NIC up with its address, active swap).
 fn boots_converted(variant: &str, disk: &Path, vmdk: &Path, how: &str) {
     let macs = facts(vmdk, "macs").join(",");
-    let r = boot(disk, "qcow2", Bus::Virtio, &macs, MARKER, GIVE_UP, Duration::from_secs(300));
+    let bus = if variant.starts_with("uefi") { Bus::VirtioUefi } else { Bus::Virtio };
+    let r = boot(disk, "qcow2", bus, &macs, MARKER, GIVE_UP, Duration::from_secs(300));
     let line = r.marker.unwrap_or_else(|| {
         panic!("{variant} ({how}) did not reach its marker:\n{}", tail(&r.console, 30))
     });
@@ -282,6 +286,24 @@ variant!(swap, "swap", "resumes from resume=/dev/sda2: /dev/sda2 will not exist 
 variant!(twonic, "twonic", "configures ens224, but no interface will have that name", manifest);
 variant!(bullseye, "bullseye", "lacks virtio_blk");
 variant!(trixie, "trixie", "lacks virtio_blk");
+
+/// Debian's own UEFI install (shim and GRUB in `\EFI\debian\`, the `grub.cfg` stub that
+/// `configfile`s `/boot/grub/grub.cfg`, no `\EFI\BOOT\BOOTX64.EFI`): booted with OVMF and
+/// a new variable store, as a new domain is.
+mod uefi_shim {
+    #[test]
+    fn boot_unconverted_does_not_boot() {
+        super::unconverted_fails(
+            "uefi-shim",
+            super::Bus::VirtioUefi,
+            "has no \\EFI\\BOOT\\BOOTX64.EFI",
+        );
+    }
+    #[test]
+    fn boot_after_convert() {
+        super::converted_boots("uefi-shim");
+    }
+}
 
 // The guests `linux_guest` converts (bios, uefi, lvm): before, unconverted.
 

@@ -42,6 +42,11 @@
 #               line and in initramfs-tools' conf.d/resume.
 #   twonic      two NICs: ens192 and ens224 (vmxnet3 in PCI slots 192 and 224), each pinned to
 #               its MAC, each with its static address.
+#   uefi-shim   UEFI as Debian's installer leaves it: GPT, ESP (/dev/sda1) and root (/dev/sda2)
+#               by UUID in fstab, shim-signed and grub-efi-amd64-signed installed by the guest's
+#               grub-install into \EFI\debian\ (shimx64.efi, grubx64.efi, mmx64.efi and the
+#               grub.cfg stub that configfiles /boot/grub/grub.cfg), no \EFI\BOOT\BOOTX64.EFI:
+#               the boot entry lived in the VMware VM's NVRAM, which a new domain does not have.
 #   bullseye    Debian 11 (kernel 5.10, GRUB 2.06 of bullseye), root by UUID.
 #   trixie      Debian 13 (kernel 6.12, merged /usr, GRUB 2.12), root by UUID.
 # What makes each a VMware guest: an initramfs holding only IDE/SCSI drivers (no virtio_blk),
@@ -58,7 +63,7 @@
 set -euo pipefail
 variant=${1:-bios}
 case $variant in
-  bios | virtio | uefi | lvm | grub-nouuid | netplan | nm | dracut | sepboot | xfs | btrfs | swap | twonic | bullseye | trixie) ;;
+  bios | virtio | uefi | uefi-shim | lvm | grub-nouuid | netplan | nm | dracut | sepboot | xfs | btrfs | swap | twonic | bullseye | trixie) ;;
   *) echo "unknown variant $variant" >&2; exit 2 ;;
 esac
 cache=${HYPER2KVM_GUEST_CACHE:-/var/tmp/hyper2kvm-guests}
@@ -92,6 +97,7 @@ case $variant in
   dracut) initrd=dracut net=ifcfg ;;
   sepboot | xfs | btrfs | swap) layout=$variant ;;
   twonic) nics=2 ;;
+  uefi-shim) layout=efi byname=no ;;
   bullseye | trixie) suite=$variant byname=no ;;
 esac
 [[ $layout == xfs || $layout == btrfs ]] && byname=no
@@ -113,6 +119,7 @@ include=systemd-sysv,udev,kmod,linux-image-cloud-amd64,initramfs-tools,grub-pc-b
 extra=""
 [[ $net == nm ]] && extra=network-manager
 [[ $initrd == dracut ]] && extra=dracut
+[[ $layout == efi ]] && extra="shim-signed grub-efi-amd64-signed"
 
 # The debootstrapped tree, from its own cache when this suite and package set were fetched
 # before.
@@ -150,7 +157,7 @@ swapuuid=$(cat /proc/sys/kernel/random/uuid)
 # Partitions: where the root is, on the source (SCSI names) and after conversion (virtio).
 rootdev=/dev/sda1 fstype=ext4 opts=errors=remount-ro
 case $layout in
-  uefi | sepboot) rootdev=/dev/sda2 ;;
+  uefi | efi | sepboot) rootdev=/dev/sda2 ;;
   lvm) rootdev=/dev/mapper/vg0-root ;;
   xfs) fstype=xfs opts=defaults ;;
   btrfs) fstype=btrfs opts=defaults,subvol=@ ;;
@@ -161,10 +168,11 @@ rootref=$rootdev
   echo "# /etc/fstab as this VMware install left it"
   echo "$rootref / $fstype $opts 0 $([[ $fstype == ext4 ]] && echo 1 || echo 0)"
   [[ $layout == uefi ]] && echo "/dev/sda1 /boot/efi vfat umask=0077 0 1"
+  [[ $layout == efi ]] && echo "UUID=1A2B-3C4D /boot/efi vfat umask=0077 0 1"
   [[ $layout == sepboot ]] && echo "/dev/sda1 /boot ext4 defaults 0 2"
   [[ $layout == swap ]] && echo "/dev/sda2 none swap sw 0 0"
 } > "$tree/etc/fstab"
-[[ $layout == uefi ]] && mkdir -p "$tree/boot/efi"
+[[ $layout == uefi || $layout == efi ]] && mkdir -p "$tree/boot/efi"
 virtio_root=${rootdev/sda/vda}
 [[ $layout == lvm ]] && virtio_root=$rootdev
 
@@ -429,6 +437,15 @@ DEFAULT
       place "$work/swap.img" 1792
       mounts=""
       ;;
+    efi)
+      printf 'label: gpt\nstart=2048, size=100MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=206848, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$disk"
+      mkfs.vfat -C -i 1A2B3C4D -n ESP "$work/esp.img" $((100 * 1024)) >&2
+      truncate -s $((2048 - 101 - 1))M "$work/root.img"
+      mkfs.ext4 -q -F -U "$uuid" -L root -d "$tree" "$work/root.img"
+      place "$work/esp.img" 1
+      place "$work/root.img" 101
+      mounts=""
+      ;;
     xfs)
       echo 'start=2048, type=83, bootable' | sfdisk -q "$disk"
       truncate -s 2047M "$work/root.img"
@@ -451,6 +468,8 @@ mount-options subvol=@ /dev/sda1 /"
   [[ $layout == btrfs ]] && remount="mount-options subvol=@ /dev/sda1 /"
   [[ $layout == sepboot ]] && remount="mount /dev/sda2 /
 mount /dev/sda1 /boot"
+  [[ $layout == efi ]] && remount="mount /dev/sda2 /
+mount /dev/sda1 /boot/efi"
   if [[ -n $mounts ]]; then
     tar -C "$tree" --numeric-owner -cf "$work/tree.tar" .
     fish -a "$disk" <<FISH
@@ -465,7 +484,12 @@ FISH
   # possible, but this is required for cross-disk install", and with GRUB_DISABLE_LINUX_UUID
   # update-grub would write the wrong name). A VMware guest sees its disk as /dev/sda, so
   # GRUB's step runs only in an appliance where it is: otherwise it is tried in a new one.
-  install='disk=$(grub-probe -t disk /boot); if [ x$disk != x/dev/sda ]; then echo the guest disk is $disk in this appliance, not /dev/sda: trying a new one >&2; exit 3; fi; grub-install --target=i386-pc /dev/sda'
+  install='disk=$(grub-probe -t disk /boot); if [ x$disk != x/dev/sda ]; then echo the guest disk is $disk in this appliance, not /dev/sda: trying a new one >&2; exit 3; fi'
+  target='grub-install --target=i386-pc /dev/sda'
+  # Debian's own EFI install (with the signed packages, --uefi-secure-boot is its default);
+  # no NVRAM entry, as the VMware VM's NVRAM does not come along.
+  [[ $layout == efi ]] && target='grub-install --target=x86_64-efi --efi-directory=/boot/efi --bootloader-id=debian --uefi-secure-boot --no-nvram'
+  install+="; $target"
   for try in 1 2 3 4 5; do
     fish -a "$disk" <<FISH && break
 run
