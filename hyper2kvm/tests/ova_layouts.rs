@@ -570,3 +570,61 @@ vm.genidX = "-1723453263670062919"
     // The domain is valid libvirt XML with the genid in it.
     sh(Command::new("virt-xml-validate").arg(&report.domain.as_ref().unwrap().xml).arg("domain"));
 }
+
+/// Damaged zip OVAs (truncated anywhere, bytes flipped in the central directory, the local
+/// headers and the data) are refused with an error or probed, never a panic or a hang.
+#[test]
+fn damaged_zips_are_errors_not_panics() {
+    let t = scratch();
+    let disks = Disks::new(t.path());
+    let (b1, b2) = (disks.bytes(0), disks.bytes(1));
+    let text =
+        ovf(["web01-disk1.vmdk", "web01-disk2.vmdk"], [b1.len() as u64, b2.len() as u64], &[MAC]);
+    let ova = t.path().join("web01.ova");
+    zip(
+        &ova,
+        &[
+            ("web01.ovf", text.as_bytes(), 'd'),
+            ("web01-disk1.vmdk", &b1, 'd'),
+            ("web01-disk2.vmdk", &b2, 's'),
+        ],
+        true,
+        true,
+    );
+    let good = std::fs::read(&ova).unwrap();
+    let opts = ProbeOptions { cross_check: false, verify_manifest: true };
+    let bad = t.path().join("bad.ova");
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut refused, mut probed) = (0, 0);
+    for round in 0..400 {
+        let mut data = good.clone();
+        if round % 4 == 0 {
+            data.truncate(next(good.len()));
+        } else {
+            // Most flips in the last 4 KiB (central directory, zip64 and end records).
+            for _ in 0..1 + next(4) {
+                let at = if round % 2 == 0 {
+                    good.len() - 1 - next(4096.min(good.len()))
+                } else {
+                    next(good.len())
+                };
+                data[at] ^= 1 << next(8);
+            }
+        }
+        std::fs::write(&bad, &data).unwrap();
+        match hyper2kvm::probe(&bad, &opts) {
+            Ok(_) => probed += 1,
+            Err(e) => {
+                refused += 1;
+                assert!(e.to_string().contains("bad.ova"), "the error names the file: {e}");
+            }
+        }
+    }
+    assert!(refused > 100, "{refused} refused, {probed} probed");
+}
