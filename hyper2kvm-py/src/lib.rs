@@ -129,6 +129,9 @@ fn run_blocking<T: Send>(
         if let Some(e) = cb.take_raised() {
             return Err(e);
         }
+        // A signal that arrived while the result was on its way (Ctrl-C during the last
+        // progress report) is raised now, as Python would on return, not lost.
+        py.check_signals()?;
         result.map_err(|e| to_py_err(py, e))
     })
 }

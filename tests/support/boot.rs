@@ -91,6 +91,11 @@ pub fn boot(
         std::fs::copy(OVMF_VARS, &vars).expect("OVMF variable store template");
         cmd.args(["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}")]);
         cmd.args(["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars.display())]);
+        // No network boot: a guest whose disk OVMF cannot boot gives up at once instead of
+        // after minutes of PXE timeouts (the disk is what is tested).
+        for knob in ["IPv4PXESupport", "IPv6PXESupport"] {
+            cmd.args(["-fw_cfg", &format!("name=opt/org.tianocore/{knob},string=n")]);
+        }
     }
     let child = cmd
         .stdin(Stdio::null())
