@@ -73,6 +73,9 @@ def test_ctrl_c_cancels_a_running_conversion_cleanly(tmp_path, big_raw):
     script = textwrap.dedent(
         f"""
         import os, signal, hyper2kvm
+        # Python's own Ctrl-C handler, even when started with SIGINT ignored (as a background
+        # job of a non-interactive shell is: CI started that way gets no KeyboardInterrupt).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         sent = []
         def progress(stage, item, done, total):
             if stage == "convert" and done > 0 and not sent:
