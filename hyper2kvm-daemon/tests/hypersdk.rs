@@ -285,13 +285,12 @@ fn two_disk_vsphere_manifest_without_checksums_by_the_manifest_flag() {
     assert!(merged.contains("stage: verify Skipped"), "no checksum, no verify: {merged}");
 }
 
-#[test]
-fn uefi_vm_written_as_efi_gets_uefi_firmware() {
-    let t = scratch();
-    let export = t.path().join("export");
-    std::fs::create_dir(&export).unwrap();
+/// A UEFI VM's export in `export` (its firmware written `efi`, as HyperSDK's vSphere code
+/// does): the manifest and the boot disk.
+fn uefi_export(export: &Path) -> (String, PathBuf) {
+    std::fs::create_dir(export).unwrap();
     let d0 =
-        make_disk(&export, "app.vmdk", "vmdk", Some("subformat=streamOptimized"), 16 << 20, 0xe1);
+        make_disk(export, "app.vmdk", "vmdk", Some("subformat=streamOptimized"), 16 << 20, 0xe1);
     let disks = [Disk {
         path: d0.clone(),
         format: "vmdk",
@@ -300,8 +299,39 @@ fn uefi_vm_written_as_efi_gets_uefi_firmware() {
         disk_type: Some("boot"),
     }];
     let vm = Vm { name: "app", firmware: "efi", os_hint: "linux", datacenter: "DC1", ..web01() };
+    (manifest(&vm, &disks, None), d0)
+}
+
+/// A Hyper-V pair's export in `export` (dashed MACs; a 768 MiB VM, so `mem_gb` is absent):
+/// the manifest, the boot disk and the data disk.
+fn vhd_export(export: &Path) -> (String, PathBuf, PathBuf) {
+    std::fs::create_dir(export).unwrap();
+    let d0 = make_disk(export, "hv-0.vhd", "vpc", None, 20 << 20, 0x10);
+    let d1 = make_disk(export, "hv-1.vhd", "vpc", None, 12 << 20, 0x11);
+    let disks = [
+        Disk { path: d0.clone(), format: "vhd", checksum: true, hint: 0, disk_type: Some("boot") },
+        Disk { path: d1.clone(), format: "vhd", checksum: true, hint: 1, disk_type: Some("data") },
+    ];
+    // A 768 MiB VM: mem_gb is 0 in HyperSDK's integer GiB, so omitempty leaves it out.
+    let vm = Vm {
+        name: "hv01",
+        cpu: 1,
+        mem_gb: 0,
+        firmware: "bios",
+        os_hint: "windows",
+        datacenter: "",
+        macs: vec!["00-15-5D-0A-0B-0C", "00-15-5D-0A-0B-0D"],
+    };
+    (manifest(&vm, &disks, None), d0, d1)
+}
+
+#[test]
+fn uefi_vm_written_as_efi_gets_uefi_firmware() {
+    let t = scratch();
+    let export = t.path().join("export");
+    let (text, _) = uefi_export(&export);
     let path = export.join("artifact-manifest.json");
-    std::fs::write(&path, manifest(&vm, &disks, None)).unwrap();
+    std::fs::write(&path, text).unwrap();
     let (code, merged) = run_merged(t.path(), &[path.to_str().unwrap(), "-v"]);
     assert_eq!(code, Some(0), "{merged}");
     assert!(merged.contains("vm.firmware: \"efi\" taken as \"uefi\""), "{merged}");
@@ -315,25 +345,9 @@ fn uefi_vm_written_as_efi_gets_uefi_firmware() {
 fn vhd_pair_with_dashed_macs_and_no_mem_gb() {
     let t = scratch();
     let export = t.path().join("export");
-    std::fs::create_dir(&export).unwrap();
-    let d0 = make_disk(&export, "hv-0.vhd", "vpc", None, 20 << 20, 0x10);
-    let d1 = make_disk(&export, "hv-1.vhd", "vpc", None, 12 << 20, 0x11);
-    let disks = [
-        Disk { path: d0.clone(), format: "vhd", checksum: true, hint: 0, disk_type: Some("boot") },
-        Disk { path: d1, format: "vhd", checksum: true, hint: 1, disk_type: Some("data") },
-    ];
-    // A 768 MiB VM: mem_gb is 0 in HyperSDK's integer GiB, so omitempty leaves it out.
-    let vm = Vm {
-        name: "hv01",
-        cpu: 1,
-        mem_gb: 0,
-        firmware: "bios",
-        os_hint: "windows",
-        datacenter: "",
-        macs: vec!["00-15-5D-0A-0B-0C", "00-15-5D-0A-0B-0D"],
-    };
+    let (text, d0, _) = vhd_export(&export);
     let path = export.join("artifact-manifest.json");
-    std::fs::write(&path, manifest(&vm, &disks, None)).unwrap();
+    std::fs::write(&path, text).unwrap();
     let (code, merged) = run_merged(t.path(), &[path.to_str().unwrap(), "-v"]);
     assert_eq!(code, Some(0), "{merged}");
     let out = export.join("output");
@@ -396,37 +410,10 @@ fn the_same_manifests_through_the_daemon() {
         let text = manifest(&Vm { name: vm, ..web01() }, &disks, None);
         jobs.push((vm, text, disks[0].path.clone(), Some(disks[1].path.clone())));
     }
-    let uefi = t.path().join("app");
-    std::fs::create_dir(&uefi).unwrap();
-    let d0 =
-        make_disk(&uefi, "app.vmdk", "vmdk", Some("subformat=streamOptimized"), 16 << 20, 0xe1);
-    let disks = [Disk {
-        path: d0.clone(),
-        format: "vmdk",
-        checksum: true,
-        hint: 0,
-        disk_type: Some("boot"),
-    }];
-    let vm = Vm { name: "app", firmware: "efi", os_hint: "linux", datacenter: "DC1", ..web01() };
-    jobs.push(("app", manifest(&vm, &disks, None), d0, None));
-    let hv = t.path().join("hv");
-    std::fs::create_dir(&hv).unwrap();
-    let h0 = make_disk(&hv, "hv-0.vhd", "vpc", None, 20 << 20, 0x10);
-    let h1 = make_disk(&hv, "hv-1.vhd", "vpc", None, 12 << 20, 0x11);
-    let disks = [
-        Disk { path: h0.clone(), format: "vhd", checksum: true, hint: 0, disk_type: Some("boot") },
-        Disk { path: h1.clone(), format: "vhd", checksum: true, hint: 1, disk_type: Some("data") },
-    ];
-    let vm = Vm {
-        name: "hv01",
-        cpu: 1,
-        mem_gb: 0,
-        firmware: "bios",
-        os_hint: "windows",
-        datacenter: "",
-        macs: vec!["00-15-5D-0A-0B-0C", "00-15-5D-0A-0B-0D"],
-    };
-    jobs.push(("hv01", manifest(&vm, &disks, None), h0, Some(h1)));
+    let (text, d0) = uefi_export(&t.path().join("app"));
+    jobs.push(("app", text, d0, None));
+    let (text, h0, h1) = vhd_export(&t.path().join("hv"));
+    jobs.push(("hv01", text, h0, Some(h1)));
 
     let conf = t.path().join("daemon.conf");
     std::fs::write(&conf, "MAX_CONCURRENT=2\nPOLL_INTERVAL=1\nSETTLE_SECONDS=2\n").unwrap();

@@ -207,7 +207,8 @@ fn snapshot(names: &[String], wanted: &str) -> Option<(String, Option<String>)> 
 }
 
 /// Writes everything `reader` yields into a new file `target` (an existing file is never
-/// overwritten), creating its directory; returns the bytes written.
+/// overwritten), creating its directory; returns the bytes written. Not synced: it is scratch,
+/// read back at once and removed.
 pub(crate) fn unpack(
     archive: &Path,
     name: &str,
@@ -236,7 +237,6 @@ pub(crate) fn unpack(
         out.write_all(&buf[..n]).map_err(|e| Error::io(target, "writing unpacked member", e))?;
         total += n as u64;
     }
-    out.sync_all().map_err(|e| Error::io(target, "writing unpacked member", e))?;
     Ok(total)
 }
 
