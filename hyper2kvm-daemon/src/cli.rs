@@ -13,6 +13,10 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug with tool command lines, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines on stderr as text (for people, or the journal) or as one JSON object per line
+    /// with the job and stage span fields.
+    #[arg(long, value_enum, default_value_t, global = true, env = "HYPER2KVM_LOG_FORMAT")]
+    pub log_format: crate::logger::LogFormat,
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Direct mode: the manifest to run.

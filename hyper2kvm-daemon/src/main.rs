@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod daemon;
+mod events;
 mod logger;
 mod output;
 mod signals;
@@ -16,7 +17,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    logger::init(args.verbose);
+    logger::init(args.verbose, args.log_format);
     match args.command {
         Some(cli::Command::Probe(a)) => commands::probe::run(&a),
         Some(cli::Command::Convert(a)) => commands::convert::run(&a),

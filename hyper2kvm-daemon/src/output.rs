@@ -12,8 +12,19 @@ pub fn exit_code(err: &Error) -> ExitCode {
 }
 
 /// Prints an error on stderr in the usual `hyper2kvm: error: …` form.
+/// In the JSON log format it is a tracing event with the error's kind and path.
 pub fn report_error(err: &Error) {
-    eprintln!("hyper2kvm: error: {err}");
+    if crate::logger::format() == crate::logger::LogFormat::Json {
+        let path = err.path().map(|p| p.display().to_string());
+        tracing::error!(
+            target: crate::logger::EVENT_TARGET,
+            kind = err.kind().as_str(),
+            path,
+            "hyper2kvm: error: {err}"
+        );
+    } else {
+        eprintln!("hyper2kvm: error: {err}");
+    }
 }
 
 /// Prints a JSON document on stdout.

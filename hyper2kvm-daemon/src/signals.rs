@@ -6,7 +6,7 @@ use hyper2kvm::CancelToken;
 pub fn cancel_on_interrupt(token: &CancelToken) {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, token.flag()) {
-            log::warn!("cannot install the handler for signal {sig}: {e}");
+            tracing::warn!("cannot install the handler for signal {sig}: {e}");
         }
     }
 }

@@ -119,9 +119,19 @@ fn vsphere_shaped_manifest_runs_every_stage() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    for s in ["load", "verify", "convert", "fix", "validate", "output"] {
-        assert!(stages.contains(&s), "stage {s} in {stages:?}");
-    }
+    assert_eq!(
+        stages,
+        ["load", "verify", "convert", "inspect", "fix", "validate", "output"],
+        "every stage once, in the order they ran"
+    );
+    // Inspection is a stage of its own, timed apart from the fixes (it starts an appliance).
+    let stage = |name: &str| {
+        r["pipeline"]["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+    };
+    assert_eq!(stage("inspect")["status"], "success");
+    let inspect_s = stage("inspect")["duration_seconds"].as_f64().unwrap();
+    assert!(inspect_s > 1.0, "an appliance was started in the inspect stage: {inspect_s} s");
+    assert!(stage("fix")["duration_seconds"].as_f64().unwrap() < inspect_s);
     let verify =
         r["pipeline"]["stages"].as_array().unwrap().iter().find(|s| s["name"] == "verify").unwrap();
     assert_eq!(verify["status"], "success");
@@ -247,4 +257,61 @@ fn every_class_of_bad_manifest_is_refused_with_its_path() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("more than the"), "{}", stderr(&o));
     assert!(!t.path().join("output").exists(), "nothing written for any bad manifest");
+}
+
+/// The spans of a `--log-format=json` line, by name: `job`, `stage`, `disk`.
+fn span<'a>(line: &'a Value, name: &str) -> Option<&'a Value> {
+    line["spans"].as_array()?.iter().find(|s| s["name"] == name)
+}
+
+#[test]
+fn json_log_lines_carry_the_job_and_stage_spans() {
+    let t = scratch();
+    let mut m = export(t.path());
+    m["pipeline"]["inspect"]["enabled"] = json!(false);
+    m["pipeline"]["fix"]["enabled"] = json!(false);
+    let p = write(t.path(), &m);
+    // -vv: the engine's own debug lines (qemu-img's command line) come too.
+    let o = hyper2kvm().arg(&p).args(["--log-format=json", "-vv"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("Output: "), "stdout is unchanged");
+    let lines: Vec<Value> = stderr(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {l}: {e}"))
+        })
+        .collect();
+    assert!(lines.len() > 10, "{lines:?}");
+    // Every stage event is inside the job's span, with the job's id and VM name, and inside
+    // its stage's span.
+    let events: Vec<&Value> = lines.iter().filter(|l| l["fields"]["event"].is_string()).collect();
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|l| l["fields"]["event"] == "started")
+        .map(|l| l["fields"]["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(started, ["load", "verify", "inspect", "fix", "convert", "validate", "output"]);
+    for e in &events {
+        let job = span(e, "job").unwrap_or_else(|| panic!("no job span: {e}"));
+        assert_eq!(job["job_id"], "artifact-manifest.json", "{e}");
+        assert_eq!(job["vm_name"], "web01", "{e}");
+        assert_eq!(span(e, "stage").unwrap()["stage"], e["fields"]["stage"], "{e}");
+    }
+    let finished = events
+        .iter()
+        .find(|l| l["fields"]["event"] == "finished" && l["fields"]["stage"] == "convert")
+        .unwrap();
+    assert_eq!(finished["fields"]["status"], "Success");
+    assert!(finished["fields"]["seconds"].as_f64().unwrap() > 0.0);
+    // qemu-img's exact command line, at debug, inside job, stage and the disk's span.
+    let cmd = lines
+        .iter()
+        .find(|l| {
+            l["level"] == "DEBUG"
+                && l["fields"]["message"].as_str().unwrap_or("").contains("qemu-img convert")
+        })
+        .unwrap_or_else(|| panic!("no qemu-img command line in {lines:?}"));
+    assert_eq!(span(cmd, "stage").unwrap()["stage"], "convert", "{cmd}");
+    assert!(span(cmd, "disk").unwrap()["disk"].as_str().unwrap().starts_with("web01"), "{cmd}");
+    assert_eq!(span(cmd, "job").unwrap()["vm_name"], "web01");
 }

@@ -211,7 +211,7 @@ pub unsafe extern "C" fn hyper2kvm_convert(
                     copts.fix = None;
                 }
                 let cb = job.callback();
-                let mut progress = |p: &Progress| cb.call(&p.stage, &p.item, p.done, p.total);
+                let mut progress = |p: &Progress| cb.call(p.stage.name(), &p.item, p.done, p.total);
                 engine::convert(
                     PathBuf::from(input).as_path(),
                     dir,

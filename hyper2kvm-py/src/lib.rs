@@ -186,7 +186,7 @@ fn convert(
     let cb = Callback::new(progress, CancelToken::new());
     let worker = cb.clone();
     let report = run_blocking(py, &cb, move || {
-        let mut report = |p: &Progress| worker.call(&p.stage, &p.item, p.done, p.total);
+        let mut report = |p: &Progress| worker.call(p.stage.name(), &p.item, p.done, p.total);
         hyper2kvm::convert(&input, &output_dir, &opts, &mut report, &worker.cancel)
     })?;
     json_to_py(py, &report)

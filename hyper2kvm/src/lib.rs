@@ -17,19 +17,18 @@ pub mod appliance;
 pub mod bootchain;
 pub mod convert;
 pub mod error;
-pub mod files;
 pub mod fix;
 pub mod formats;
 pub mod guest;
 pub mod image;
 pub mod inspect_input;
+pub mod io;
 pub mod libvirt;
 pub mod manifest;
 pub mod pipeline;
 pub mod probe;
 pub mod progress;
 pub mod qemu_img;
-pub mod source;
 pub mod validate;
 pub mod windows;
 
@@ -38,7 +37,7 @@ pub use convert::{ConvertOptions, ConvertOutput, ConvertReport, TargetFormat, co
 pub use error::{Error, ErrorKind, Result};
 pub use image::{DiskImage, ImageFormat};
 pub use probe::{ProbeOptions, Probed, probe};
-pub use progress::{CancelToken, Progress};
+pub use progress::{CancelToken, Progress, Stage};
 
 /// The version of this library.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -14,8 +14,8 @@ use crate::appliance::{self, Appliance};
 use crate::error::{Error, Result};
 use crate::formats::{iso, qcow2, raw, vdi, vhd, vhdx, vmdk};
 use crate::image::{CrossCheck, DiskImage, FormatDetails, ImageFormat, Region, allocated_bytes};
+use crate::io::source::ByteSource;
 use crate::qemu_img;
-use crate::source::ByteSource;
 
 /// How deep a chain of deltas may go before we call it a loop or an abuse.
 pub const MAX_CHAIN_DEPTH: usize = 64;

@@ -46,11 +46,74 @@ impl CancelToken {
     }
 }
 
+/// A stage of a conversion or manifest job, the one name used by the command line, the
+/// daemon, `report.json`, the C ABI and Python (`Display` and `FromStr` give `load`, `verify`,
+/// `convert`, `inspect`, `fix`, `validate`, `output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Reading and checking the manifest.
+    Load,
+    /// Checksums of the source disks.
+    Verify,
+    /// Reading the guest.
+    Inspect,
+    /// Changing the guest.
+    Fix,
+    /// Writing the disks.
+    Convert,
+    /// `qemu-img check` and the boot test.
+    Validate,
+    /// Renaming into place, the domain and the report.
+    Output,
+}
+
+impl Stage {
+    /// Every stage, in the order a manifest lists them.
+    pub const ALL: [Stage; 7] = [
+        Stage::Load,
+        Stage::Verify,
+        Stage::Inspect,
+        Stage::Fix,
+        Stage::Convert,
+        Stage::Validate,
+        Stage::Output,
+    ];
+
+    /// Its name in events and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Load => "load",
+            Stage::Verify => "verify",
+            Stage::Inspect => "inspect",
+            Stage::Fix => "fix",
+            Stage::Convert => "convert",
+            Stage::Validate => "validate",
+            Stage::Output => "output",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Stage> {
+        Stage::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| {
+            crate::Error::new(crate::ErrorKind::InvalidInput, format!("unknown stage {s:?}"))
+        })
+    }
+}
+
 /// One progress report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Progress {
-    /// What is being done (`probe`, `convert`, …).
-    pub stage: String,
+    /// What is being done.
+    pub stage: Stage,
     /// Which item (e.g. the output file being written).
     pub item: String,
     /// Bytes done so far, over all items of the stage.
@@ -69,6 +132,15 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_names_round_trip() {
+        for st in Stage::ALL {
+            assert_eq!(st.to_string().parse::<Stage>().unwrap(), st);
+            assert_eq!(serde_json::to_value(st).unwrap(), st.name());
+        }
+        assert!("boot-test".parse::<Stage>().is_err());
+    }
 
     #[test]
     fn a_child_is_cancelled_by_its_parent_but_not_the_reverse() {

@@ -200,7 +200,10 @@ pub fn boot_test(
     let mut result = run(domain, opts, accel, vars.as_deref(), cancel);
     if let Ok((r, true)) = &result {
         // qemu itself died from a signal: a fault of the tool, not a verdict on the guest.
-        log::warn!("boot test: {}; trying once more", r.line.as_deref().unwrap_or("qemu crashed"));
+        tracing::warn!(
+            "boot test: {}; trying once more",
+            r.line.as_deref().unwrap_or("qemu crashed")
+        );
         result = run(domain, opts, accel, vars.as_deref(), cancel);
     }
     let result = result.map(|(r, _)| r);
@@ -219,7 +222,7 @@ fn run(
 ) -> Result<(BootTestResult, bool)> {
     let memory = domain.memory_mib.min(opts.max_memory_mib).max(512);
     let args = qemu_args(domain, accel, vars, memory);
-    log::info!("boot test ({accel:?}): qemu-system-x86_64 {}", args.join(" "));
+    tracing::info!("boot test ({accel:?}): qemu-system-x86_64 {}", args.join(" "));
     let child = Command::new("qemu-system-x86_64")
         .args(&args)
         .stdin(Stdio::null())

@@ -12,36 +12,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hyper2kvm::CancelToken;
-use hyper2kvm::pipeline::{Event, JobOptions, ManifestRun, RunOutcome, VmStatus};
+use hyper2kvm::pipeline::{JobOptions, ManifestRun, RunOutcome, VmStatus};
 use hyper2kvm::validate::BootTestOptions;
 use serde_json::json;
 
 use crate::cli::RunArgs;
+use crate::events::{EventPrinter, Severity, say};
 use crate::output::{exit_code, print_json, report_error};
-
-/// Prints an event on stderr (`prefix` names the VM in a batch); progress every 10 %.
-fn print_event(prefix: &str, e: &Event, last_percent: &mut u64) {
-    match e {
-        Event::Started { stage } => eprintln!("{prefix}stage: {} started", stage.name()),
-        Event::Finished { stage, status, seconds } => {
-            eprintln!("{prefix}stage: {} {:?} in {seconds:.1} s", stage.name(), status);
-            *last_percent = u64::MAX;
-        }
-        Event::Warning { stage, message } => {
-            eprintln!("{prefix}hyper2kvm: warning: {}: {message}", stage.name())
-        }
-        Event::Progress { stage, item, done, total } => {
-            let pct = if *total == 0 { 100 } else { done * 100 / total };
-            if *last_percent == u64::MAX
-                || pct >= last_percent.saturating_add(10)
-                || (pct == 100 && *last_percent != 100)
-            {
-                eprintln!("{prefix}progress: {} {item} {pct}%", stage.name());
-                *last_percent = pct;
-            }
-        }
-    }
-}
 
 /// Runs the subcommand.
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -83,11 +60,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     crate::signals::cancel_on_interrupt(&run.cancel_token());
     let batch = matches!(run, ManifestRun::Batch(_));
-    let last: Mutex<HashMap<String, u64>> = Mutex::new(HashMap::new());
+    let printers: Mutex<HashMap<String, EventPrinter>> = Mutex::new(HashMap::new());
     let outcome = run.run(&|id, e| {
-        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-        let pct = last.entry(id.to_string()).or_insert(u64::MAX);
-        print_event(&if batch { format!("[{id}] ") } else { String::new() }, e, pct);
+        let mut printers = printers.lock().unwrap_or_else(|p| p.into_inner());
+        let printer = printers.entry(id.to_string()).or_default();
+        printer.print(&if batch { format!("[{id}] ") } else { String::new() }, e);
     });
     let outcome = match outcome {
         Ok(o) => o,
@@ -100,7 +77,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         for vm in &b.report.vms {
             if matches!(vm.status, VmStatus::Failed | VmStatus::NotRun) {
                 let why = vm.error.as_deref().unwrap_or("failed");
-                eprintln!("hyper2kvm: error: [{}] {why}", vm.id);
+                say(Severity::Error, &format!("hyper2kvm: error: [{}] {why}", vm.id));
             }
         }
     }
@@ -119,12 +96,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         match &outcome {
             RunOutcome::Vm(o) => {
                 if let Some(f) = &o.report.fstab {
-                    eprintln!("fstab before the fixes:\n{}", f.before.trim_end());
-                    eprintln!("fstab after the fixes:\n{}", f.after.trim_end());
+                    say(
+                        Severity::Info,
+                        &format!("fstab before the fixes:\n{}", f.before.trim_end()),
+                    );
+                    say(Severity::Info, &format!("fstab after the fixes:\n{}", f.after.trim_end()));
                 }
-                eprintln!("{}", o.report.summary);
+                say(Severity::Info, &o.report.summary);
             }
-            RunOutcome::Batch(b) => eprintln!("{}", b.report.summary),
+            RunOutcome::Batch(b) => say(Severity::Info, &b.report.summary),
         }
         for p in outcome.outputs() {
             println!("Output: {}", p.display());
@@ -148,7 +128,7 @@ fn dry_run(run: &ManifestRun, as_json: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for w in run.warnings() {
-        eprintln!("hyper2kvm: warning: {w}");
+        say(Severity::Warning, &format!("hyper2kvm: warning: {w}"));
     }
     let batch = matches!(run, ManifestRun::Batch(_));
     for vm in &plan.vms {

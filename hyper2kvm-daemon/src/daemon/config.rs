@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hyper2kvm::TargetFormat;
 use hyper2kvm::pipeline::ConvertDefaults;
-use log::LevelFilter;
+use tracing::level_filters::LevelFilter;
 
 /// The contract's keys with their defaults, then ours (documented in the README).
 const KEYS: &[(&str, &str)] = &[
@@ -210,11 +210,11 @@ fn number(v: &str, lo: u64, hi: u64) -> Result<u64, String> {
 
 fn level(v: &str) -> Result<LevelFilter, String> {
     match v.to_ascii_lowercase().as_str() {
-        "error" => Ok(LevelFilter::Error),
-        "warn" | "warning" => Ok(LevelFilter::Warn),
-        "info" => Ok(LevelFilter::Info),
-        "debug" => Ok(LevelFilter::Debug),
-        "trace" => Ok(LevelFilter::Trace),
+        "error" => Ok(LevelFilter::ERROR),
+        "warn" | "warning" => Ok(LevelFilter::WARN),
+        "info" => Ok(LevelFilter::INFO),
+        "debug" => Ok(LevelFilter::DEBUG),
+        "trace" => Ok(LevelFilter::TRACE),
         _ => Err(format!("{v:?} is not one of error, warn, info, debug, trace")),
     }
 }
@@ -463,7 +463,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.output_dir, Path::new("/flag/out"), "flag over file");
         assert_eq!(c.watch_dir, Path::new("/env/q"), "environment over file");
-        assert_eq!(c.log_level, LevelFilter::Warn, "environment over file");
+        assert_eq!(c.log_level, LevelFilter::WARN, "environment over file");
         assert_eq!(c.max_concurrent, 3, "file over default");
         assert_eq!(c.poll_interval, Duration::from_secs(5), "default");
         assert_eq!(c.convert.compress_level, 2);

@@ -26,7 +26,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use hyper2kvm::pipeline::report::rfc3339;
+use hyper2kvm::io::rfc3339;
 use hyper2kvm::{CancelToken, ErrorKind};
 
 use config::{Config, Flags};
@@ -87,7 +87,7 @@ pub fn run(args: &Args) -> ExitCode {
         // SAFETY: set before any thread of ours exists; the tools we start inherit it.
         unsafe { std::env::set_var("TMPDIR", &cfg.temp_dir) };
     } else {
-        log::warn!("TEMP_DIR {} cannot be created; using the default", cfg.temp_dir.display());
+        tracing::warn!("TEMP_DIR {} cannot be created; using the default", cfg.temp_dir.display());
     }
     let mut d = match Daemon::start(cfg, args.flags.clone()) {
         Ok(d) => d,
@@ -112,7 +112,9 @@ impl Daemon {
         let queue = Queue::open(&cfg.watch_dir, cfg.settle)
             .map_err(|e| format!("WATCH_DIR {}: {e}", cfg.watch_dir.display()))?;
         if cfg.notify_email.is_some() {
-            log::warn!("NOTIFY_EMAIL is set but mail is not sent (no transport); use WEBHOOK_URL");
+            tracing::warn!(
+                "NOTIFY_EMAIL is set but mail is not sent (no transport); use WEBHOOK_URL"
+            );
         }
         let watcher = Watcher::new(&cfg.watch_dir);
         let (tx, rx) = channel();
@@ -154,10 +156,12 @@ impl Daemon {
         }
         let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone());
         for id in self.queue.recover() {
-            log::warn!("job {id} was interrupted (its daemon died); it runs again from scratch");
+            tracing::warn!(
+                "job {id} was interrupted (its daemon died); it runs again from scratch"
+            );
         }
         let pruned = self.queue.prune(self.cfg.retention, self.cfg.failed_retention);
-        log::info!(
+        tracing::info!(
             "watching {} (inotify {}), results in {}, {} job(s) at once{}",
             self.cfg.watch_dir.display(),
             if self.watcher.is_active() { "on" } else { "off" },
@@ -173,7 +177,7 @@ impl Daemon {
         let mut cancelled = false;
         loop {
             if term.load(Ordering::SeqCst) && self.stopping.is_none() {
-                log::info!("stopping: no new jobs; {} running", self.running.len());
+                tracing::info!("stopping: no new jobs; {} running", self.running.len());
                 self.notifier.send("STOPPING=1");
                 self.stopping = Some(Instant::now() + stop_timeout);
                 if let Some(w) = &self.workflow {
@@ -194,7 +198,7 @@ impl Daemon {
                     break;
                 }
                 if Instant::now() >= deadline && !cancelled {
-                    log::warn!(
+                    tracing::warn!(
                         "stop timeout: cancelling {} job(s); they are requeued",
                         self.running.len()
                     );
@@ -223,7 +227,9 @@ impl Daemon {
                     self.push_pending(r);
                 }
                 for id in self.queue.recover() {
-                    log::warn!("job {id} was abandoned by its daemon; it runs again from scratch");
+                    tracing::warn!(
+                        "job {id} was abandoned by its daemon; it runs again from scratch"
+                    );
                 }
                 next_scan = now + self.cfg.poll_interval;
             }
@@ -250,7 +256,7 @@ impl Daemon {
             w.join();
         }
         self.publish_status("stopped");
-        log::info!("stopped: {} done, {} failed", self.counts.done, self.counts.failed);
+        tracing::info!("stopped: {} done, {} failed", self.counts.done, self.counts.failed);
     }
 
     fn push_pending(&mut self, r: Ready) {
@@ -292,7 +298,7 @@ impl Daemon {
             let instance = self.cfg.instance.clone().unwrap_or_else(|| "default".into());
             match self.queue.claim(r.name(), &instance) {
                 Ok(Some(claimed)) => {
-                    log::info!("claimed {} as job {} ({vm_name})", claimed.name, claimed.id);
+                    tracing::info!("claimed {} as job {} ({vm_name})", claimed.name, claimed.id);
                     let ids: Vec<String> = match &r {
                         Ready::Manifest { doc: Some(d), .. } => d["disks"]
                             .as_array()
@@ -303,21 +309,21 @@ impl Daemon {
                         _ => Vec::new(),
                     };
                     match results::supersede(&self.cfg.output_dir, &vm_name, &ids) {
-                        Ok(Some(dir)) => log::info!(
+                        Ok(Some(dir)) => tracing::info!(
                             "[{}] earlier results of {vm_name} moved aside to {}",
                             claimed.id,
                             dir.display()
                         ),
                         Ok(None) => {}
-                        Err(e) => log::error!(
+                        Err(e) => tracing::error!(
                             "[{}] cannot move earlier results of {vm_name} aside: {e}",
                             claimed.id
                         ),
                     }
                     self.spawn(Work { claimed, refuse, vm_name, attempt: 1 });
                 }
-                Ok(None) => log::debug!("{} was claimed by another daemon", r.name()),
-                Err(e) => log::error!("cannot claim {}: {e}", r.name()),
+                Ok(None) => tracing::debug!("{} was claimed by another daemon", r.name()),
+                Err(e) => tracing::error!("cannot claim {}: {e}", r.name()),
             }
         }
         self.pending.extend(deferred);
@@ -354,8 +360,8 @@ impl Daemon {
 
     fn requeue(&mut self, w: &Work, why: &str) {
         match self.queue.requeue(&w.claimed.dir, &w.claimed.name) {
-            Ok(()) => log::info!("job {} requeued: {why}", w.claimed.id),
-            Err(e) => log::error!("cannot requeue job {}: {e}", w.claimed.id),
+            Ok(()) => tracing::info!("job {} requeued: {why}", w.claimed.id),
+            Err(e) => tracing::error!("cannot requeue job {}: {e}", w.claimed.id),
         }
     }
 
@@ -372,15 +378,15 @@ impl Daemon {
             Ok(o) => {
                 results::cleanup_sources(&self.cfg, &queue_dir, &a);
                 if let Some(msg) = results::define(&self.cfg, &a) {
-                    log::info!("[{id}] {msg}");
+                    tracing::info!("[{id}] {msg}");
                 }
                 record.state = "done".into();
                 let _ = write_record(&a.work.claimed.dir, &record);
                 if let Err(e) = self.queue.finish(&a.work.claimed, true) {
-                    log::warn!("[{id}] cannot file the record: {e}");
+                    tracing::warn!("[{id}] cannot file the record: {e}");
                 }
                 self.counts.done += 1;
-                log::info!("job {id} ({}) succeeded: {}", a.work.vm_name, o.report.summary);
+                tracing::info!("job {id} ({}) succeeded: {}", a.work.vm_name, o.report.summary);
                 if let Some(u) = &self.cfg.webhook_url {
                     results::post(u, results::event(&a, None));
                 }
@@ -391,7 +397,7 @@ impl Daemon {
             }
             Err(e) if results::transient(e) && a.work.attempt <= self.cfg.retry_limit => {
                 let delay = self.cfg.retry_backoff * 2u32.saturating_pow(a.work.attempt - 1);
-                log::warn!(
+                tracing::warn!(
                     "job {id} ({}) failed (attempt {}): {e}; retrying in {} s",
                     a.work.vm_name,
                     a.work.attempt,
@@ -406,7 +412,7 @@ impl Daemon {
                 let file = match results::write_error(&a, e) {
                     Ok(p) => Some(p),
                     Err(w) => {
-                        log::error!("[{id}] cannot write the .error file: {w}");
+                        tracing::error!("[{id}] cannot write the .error file: {w}");
                         None
                     }
                 };
@@ -414,10 +420,10 @@ impl Daemon {
                 record.error = Some(e.to_string());
                 let _ = write_record(&a.work.claimed.dir, &record);
                 if let Err(w) = self.queue.finish(&a.work.claimed, false) {
-                    log::warn!("[{id}] cannot file the record: {w}");
+                    tracing::warn!("[{id}] cannot file the record: {w}");
                 }
                 self.counts.failed += 1;
-                log::error!("job {id} ({}) failed: {e}", a.work.vm_name);
+                tracing::error!("job {id} ({}) failed: {e}", a.work.vm_name);
                 if let Some(u) = &self.cfg.webhook_url {
                     results::post(u, results::event(&a, file.as_deref()));
                 }
@@ -443,7 +449,7 @@ impl Daemon {
                     ("OUTPUT_DIR", &self.cfg.output_dir, &mut c.output_dir),
                 ] {
                     if old != new {
-                        log::warn!(
+                        tracing::warn!(
                             "reload: {what} changes only on restart; keeping {}",
                             old.display()
                         );
@@ -451,10 +457,10 @@ impl Daemon {
                     }
                 }
                 crate::logger::configure(c.log_level);
-                log::info!("reloaded the configuration");
+                tracing::info!("reloaded the configuration");
                 self.cfg = Arc::new(c);
             }
-            Err(e) => log::error!("reload refused, keeping the running configuration: {e}"),
+            Err(e) => tracing::error!("reload refused, keeping the running configuration: {e}"),
         }
     }
 

@@ -47,7 +47,7 @@ impl Notifier {
         if let Some((sock, addr)) = &self.socket
             && let Err(e) = sock.send_to_addr(message.as_bytes(), addr)
         {
-            log::debug!("sd_notify {message:?}: {e}");
+            tracing::debug!("sd_notify {message:?}: {e}");
         }
     }
 }

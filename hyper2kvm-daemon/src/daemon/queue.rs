@@ -273,7 +273,7 @@ impl Queue {
             id,
             manifest: name.into(),
             state: "running".into(),
-            claimed_at: hyper2kvm::pipeline::report::rfc3339(SystemTime::now()),
+            claimed_at: hyper2kvm::io::rfc3339(SystemTime::now()),
             owner: format!("{}/{instance}", self.host),
             ..Record::default()
         };
@@ -337,7 +337,7 @@ impl Queue {
             match name {
                 Some(name) if dir.join(&name).exists() => match self.requeue(&dir, &name) {
                     Ok(()) => out.push(id),
-                    Err(e) => log::debug!("requeueing {id}: {e} (another daemon took it?)"),
+                    Err(e) => tracing::debug!("requeueing {id}: {e} (another daemon took it?)"),
                 },
                 _ => {
                     let _ = fs::rename(&dir, self.records.join("interrupted").join(&id));
@@ -371,8 +371,7 @@ impl Queue {
 
 /// Writes `DIR/job.json` (temporary name, then rename); also the heartbeat.
 pub fn write_record(dir: &Path, r: &Record) -> io::Result<()> {
-    hyper2kvm::files::write_json(&dir.join("job.json"), r)
-        .map_err(|e| io::Error::other(e.to_string()))
+    hyper2kvm::io::write_json(&dir.join("job.json"), r).map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Reads `DIR/job.json`.

@@ -31,14 +31,14 @@ pub fn write_error(a: &Attempt, e: &Error) -> std::io::Result<PathBuf> {
         "job_id": a.work.claimed.id,
         "attempts": a.work.attempt,
         "transient": transient(e),
-        "timestamp": hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()),
+        "timestamp": hyper2kvm::io::rfc3339(std::time::SystemTime::now()),
         "hyper2kvm_version": hyper2kvm::VERSION,
     });
     let json_path = a.output_dir.join(format!("{vm}.error.json"));
     let text_path = a.output_dir.join(format!("{vm}.error"));
     let io = |e: Error| std::io::Error::other(e.to_string());
-    hyper2kvm::files::write_json(&json_path, &detail).map_err(io)?;
-    hyper2kvm::files::write_atomically(&text_path, format!("{e}\n").as_bytes()).map_err(io)?;
+    hyper2kvm::io::write_json(&json_path, &detail).map_err(io)?;
+    hyper2kvm::io::write_atomically(&text_path, format!("{e}\n").as_bytes()).map_err(io)?;
     Ok(text_path)
 }
 
@@ -59,7 +59,7 @@ pub fn supersede(out: &Path, vm: &str, disk_ids: &[String]) -> std::io::Result<O
         .collect();
     names.push(format!("{vm}_VARS.fd"));
     for id in disk_ids {
-        let id = hyper2kvm::convert::safe_file_stem(id);
+        let id = hyper2kvm::io::safe_file_stem(id);
         names.push(format!("{vm}-{id}.qcow2"));
         names.push(format!("{vm}-{id}.raw"));
     }
@@ -93,8 +93,7 @@ pub fn supersede(out: &Path, vm: &str, disk_ids: &[String]) -> std::io::Result<O
     if present.is_empty() {
         return Ok(None);
     }
-    let stamp =
-        hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
+    let stamp = hyper2kvm::io::rfc3339(std::time::SystemTime::now()).replace([':', '-'], "");
     let parent = out.join(SUPERSEDED);
     std::fs::create_dir_all(&parent)?;
     let mut dir = parent.join(format!("{vm}-{stamp}"));
@@ -117,7 +116,7 @@ pub fn cleanup_sources(cfg: &Config, queue_dir: &Path, a: &Attempt) {
         return;
     }
     if !a.verified {
-        log::warn!(
+        tracing::warn!(
             "[{}] CLEANUP_SOURCE: sources kept, the success was not verified (no checksums and \
              no image check)",
             a.work.claimed.id
@@ -132,13 +131,15 @@ pub fn cleanup_sources(cfg: &Config, queue_dir: &Path, a: &Attempt) {
         match std::fs::canonicalize(s) {
             Ok(real) if roots.iter().any(|r| real.starts_with(r)) => {
                 match std::fs::remove_file(s) {
-                    Ok(()) => log::info!("[{}] removed source {}", a.work.claimed.id, s.display()),
+                    Ok(()) => {
+                        tracing::info!("[{}] removed source {}", a.work.claimed.id, s.display())
+                    }
                     Err(e) => {
-                        log::warn!("[{}] cannot remove {}: {e}", a.work.claimed.id, s.display())
+                        tracing::warn!("[{}] cannot remove {}: {e}", a.work.claimed.id, s.display())
                     }
                 }
             }
-            _ => log::warn!(
+            _ => tracing::warn!(
                 "[{}] CLEANUP_SOURCE: {} is outside the queue and ALLOWED_INPUT_DIRS; kept",
                 a.work.claimed.id,
                 s.display()
@@ -190,7 +191,7 @@ pub fn event(a: &Attempt, error_file: Option<&Path>) -> Value {
         "outputs": outputs,
         "error": error,
         "error_file": error_file,
-        "timestamp": hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now()),
+        "timestamp": hyper2kvm::io::rfc3339(std::time::SystemTime::now()),
     })
 }
 
@@ -199,7 +200,7 @@ pub fn post(url: &str, body: Value) {
     let url = url.to_string();
     std::thread::spawn(move || {
         if let Err(e) = post_now(&url, &body) {
-            log::warn!("webhook {url}: {e}");
+            tracing::warn!("webhook {url}: {e}");
         }
     });
 }

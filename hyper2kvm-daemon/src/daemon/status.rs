@@ -83,8 +83,8 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// Writes the status file (temporary name, then rename).
 pub fn write(state_dir: &Path, s: &Status) {
-    if let Err(e) = hyper2kvm::files::write_json(&path(state_dir), s) {
-        log::warn!("cannot write the status file: {e}");
+    if let Err(e) = hyper2kvm::io::write_json(&path(state_dir), s) {
+        tracing::warn!("cannot write the status file: {e}");
     }
 }
 

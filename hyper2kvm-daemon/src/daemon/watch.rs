@@ -67,7 +67,7 @@ impl Watcher {
         let inotify = match inotify {
             Ok(i) => Some(i),
             Err(e) => {
-                log::warn!(
+                tracing::warn!(
                     "cannot watch {} with inotify ({e}); scanning every POLL_INTERVAL instead",
                     dir.display()
                 );

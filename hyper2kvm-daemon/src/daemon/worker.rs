@@ -7,8 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use hyper2kvm::convert::safe_file_stem;
-use hyper2kvm::files::lexical;
+use hyper2kvm::io::safe_file_stem;
+
+use crate::events::EventPrinter;
+use hyper2kvm::io::lexical;
 use hyper2kvm::libvirt::{DomainOptions, NetSource};
 use hyper2kvm::manifest::LoadedManifest;
 use hyper2kvm::pipeline::{Event, Job, JobOptions, JobOutcome};
@@ -94,7 +96,7 @@ fn output_dir(
             d.display(),
             base.display()
         );
-        log::warn!("{}: {w}", m.path.display());
+        tracing::warn!("{}: {w}", m.path.display());
         say(&w);
     }
     std::fs::create_dir_all(&base).map_err(|e| Error::io(&base, "cannot create", e))?;
@@ -155,7 +157,7 @@ pub fn attempt(
         File::options().create(true).append(true).open(work.claimed.dir.join("job.log")).ok();
     let mut say = |line: &str| {
         if let Some(f) = &mut log {
-            let t = hyper2kvm::pipeline::report::rfc3339(std::time::SystemTime::now());
+            let t = hyper2kvm::io::rfc3339(std::time::SystemTime::now());
             let _ = writeln!(f, "{t} {line}");
         }
     };
@@ -207,43 +209,29 @@ pub fn attempt(
     out.sources = m.disks.iter().map(|d| d.local_path.clone()).collect();
     out.verified = m.disks.iter().all(|d| d.checksum.is_some())
         || (m.pipeline.validate.enabled && m.pipeline.validate.check_image_integrity);
-    let job = Job::new(manifest, job_options(cfg, dir, &vm), cancel);
     let id = out.work.claimed.id.clone();
+    let opts = JobOptions { id: Some(id.clone()), ..job_options(cfg, dir, &vm) };
+    let job = Job::new(manifest, opts, cancel);
     let verbose = cfg.verbose_progress;
-    let mut last = u64::MAX;
+    let mut printer = EventPrinter::new();
     let result = job.run(&mut |e| {
-        let line = match e {
-            Event::Started { stage } => Some(format!("stage {} started", stage.name())),
-            Event::Finished { stage, status, seconds } => {
-                Some(format!("stage {} {status:?} in {seconds:.1} s", stage.name()))
+        let stage_percent = match e {
+            Event::Started { stage } => Some((stage, 0)),
+            Event::Progress { stage, done, total, .. } => {
+                Some((stage, if *total == 0 { 100 } else { done * 100 / total }))
             }
-            Event::Warning { stage, message } => {
-                Some(format!("warning: {}: {message}", stage.name()))
-            }
-            Event::Progress { stage, item, done, total } => {
-                let pct = if *total == 0 { 100 } else { done * 100 / total };
-                if let Ok(mut l) = live.lock()
-                    && let Some(j) = l.iter_mut().find(|j| j.id == id)
-                {
-                    j.stage = stage.name().into();
-                    j.percent = pct;
-                }
-                (pct / 10 != last / 10 || last == u64::MAX).then(|| {
-                    last = pct;
-                    format!("progress {} {item} {pct}%", stage.name())
-                })
-            }
+            _ => None,
         };
-        if let Event::Started { stage } = e
+        if let Some((stage, pct)) = stage_percent
             && let Ok(mut l) = live.lock()
             && let Some(j) = l.iter_mut().find(|j| j.id == id)
         {
             j.stage = stage.name().into();
-            j.percent = 0;
+            j.percent = pct;
         }
-        if let Some(line) = line {
+        if let Some(line) = printer.line(e) {
             if verbose || !matches!(e, Event::Progress { .. }) {
-                log::debug!("[{id}] {line}");
+                tracing::debug!("[{id}] {line}");
             }
             say(&line);
         }

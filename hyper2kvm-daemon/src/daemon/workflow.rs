@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use hyper2kvm::io::rfc3339;
 use hyper2kvm::manifest::workflow::{self, WorkflowVm};
-use hyper2kvm::pipeline::report::rfc3339;
 use hyper2kvm::{CancelToken, Error, ErrorKind};
 use serde_json::{Value, json};
 
@@ -171,7 +171,7 @@ fn finish(root: &Path, name: &str, state: &str, suffix: &str, doc: &Value) -> io
     let dir = root.join(state).join(today());
     fs::create_dir_all(&dir)?;
     let side = dir.join(format!("{name}{suffix}"));
-    hyper2kvm::files::write_json(&side, doc).map_err(|e| io::Error::other(e.to_string()))?;
+    hyper2kvm::io::write_json(&side, doc).map_err(|e| io::Error::other(e.to_string()))?;
     let to = dir.join(name);
     fs::rename(root.join(PROCESSING).join(name), &to)?;
     let _ = fs::remove_file(meta_path(root, name));
@@ -231,7 +231,7 @@ fn run_doc(path: &Path, cfg: &Config, cancel: &CancelToken) -> Outcome {
         if cancel.is_cancelled() {
             return Outcome::Cancelled;
         }
-        log::info!(
+        tracing::info!(
             "workflow {}: converting {} into {}",
             vm.name,
             vm.source.display(),
@@ -277,7 +277,7 @@ fn run_doc(path: &Path, cfg: &Config, cancel: &CancelToken) -> Outcome {
 
 /// The worker's loop.
 fn serve(root: &Path, cfg: &Config, cancel: &CancelToken, stop: &AtomicBool, busy: &AtomicBool) {
-    log::info!("serving the workflow directories under {}", root.display());
+    tracing::info!("serving the workflow directories under {}", root.display());
     // Files that do not parse yet: first seen (size, mtime) and when.
     let mut unsettled: std::collections::HashMap<String, (u64, SystemTime, Instant)> =
         Default::default();
@@ -286,7 +286,7 @@ fn serve(root: &Path, cfg: &Config, cancel: &CancelToken, stop: &AtomicBool, bus
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() >= next_recover {
             for n in recover(root) {
-                log::warn!("workflow {n}: its worker died; it runs again from scratch");
+                tracing::warn!("workflow {n}: its worker died; it runs again from scratch");
             }
             next_recover = Instant::now() + cfg.poll_interval;
         }
@@ -316,7 +316,7 @@ fn serve(root: &Path, cfg: &Config, cancel: &CancelToken, stop: &AtomicBool, bus
                 Ok(Some(p)) => p,
                 Ok(None) => continue,
                 Err(e) => {
-                    log::error!("workflow {name}: cannot claim: {e}");
+                    tracing::error!("workflow {name}: cannot claim: {e}");
                     continue;
                 }
             };
@@ -324,7 +324,7 @@ fn serve(root: &Path, cfg: &Config, cancel: &CancelToken, stop: &AtomicBool, bus
             ran = true;
             let done = Arc::new(AtomicBool::new(false));
             let beat = heartbeat(meta_path(root, &name), done.clone());
-            log::info!("workflow {name}: claimed as {job_id}");
+            tracing::info!("workflow {name}: claimed as {job_id}");
             let outcome = run_doc(&claimed, cfg, cancel);
             done.store(true, Ordering::SeqCst);
             let _ = beat.join();
@@ -334,23 +334,23 @@ fn serve(root: &Path, cfg: &Config, cancel: &CancelToken, stop: &AtomicBool, bus
                                      "processed_at": rfc3339(SystemTime::now()),
                                      "hyper2kvm_version": hyper2kvm::VERSION, "result": result});
                     finish(root, &name, PROCESSED, ".report.json", &doc)
-                        .map(|p| log::info!("workflow {name}: processed ({})", p.display()))
+                        .map(|p| tracing::info!("workflow {name}: processed ({})", p.display()))
                 }
                 Outcome::Failed(e, result) => {
                     let doc = json!({"job_id": job_id, "original_name": name,
                                      "failed_at": rfc3339(SystemTime::now()), "error": e.to_string(),
                                      "exception": e.kind().as_str(), "status": "failed",
                                      "result": result});
-                    log::warn!("workflow {name}: failed: {e}");
+                    tracing::warn!("workflow {name}: failed: {e}");
                     finish(root, &name, FAILED, ".error.json", &doc).map(|_| ())
                 }
                 Outcome::Cancelled => {
-                    log::info!("workflow {name}: cancelled; put back for the next start");
+                    tracing::info!("workflow {name}: cancelled; put back for the next start");
                     requeue(root, &name)
                 }
             };
             if let Err(e) = moved {
-                log::error!("workflow {name}: cannot move the finished file: {e}");
+                tracing::error!("workflow {name}: cannot move the finished file: {e}");
             }
             busy.store(false, Ordering::SeqCst);
         }

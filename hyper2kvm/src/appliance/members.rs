@@ -7,8 +7,8 @@ use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::vmdk::descriptor::confined_relative_path;
-use crate::source::ByteSource;
+use crate::io::confined_relative_path;
+use crate::io::source::ByteSource;
 
 /// Most members an OVA may have; real ones have a handful.
 pub(crate) const MAX_MEMBERS: usize = 4096;

@@ -26,10 +26,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::formats::vmdk::descriptor::confined_relative_path;
 use crate::image::DiskImage;
+use crate::io::confined_relative_path;
+use crate::io::source::ByteSource;
 use crate::probe::{ProbeContext, ProbeOptions, cross_check};
-use crate::source::ByteSource;
 use manifest::{Algorithm, Hasher, ManifestEntry};
 use members::Index;
 pub(crate) use members::{Encoding, MAX_MEMBERS, Member};

@@ -53,7 +53,7 @@ fn entries(origin: &Path, text: &str) -> Result<BTreeMap<String, String>> {
 
 /// Checks and normalises a MAC address to lower case `xx:xx:xx:xx:xx:xx`.
 pub fn normalize_mac(origin: &Path, what: &str, mac: &str) -> Result<String> {
-    crate::files::parse_mac(mac, &[':', '-'])
+    crate::io::parse_mac(mac, &[':', '-'])
         .ok_or_else(|| Error::invalid(origin, format!("{what}: {mac:?} is not a MAC address")))
 }
 

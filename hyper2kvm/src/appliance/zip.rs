@@ -9,8 +9,8 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::source::ByteSource;
-use crate::source::bytes::{le16, le32, le64};
+use crate::io::source::ByteSource;
+use crate::io::source::bytes::{le16, le32, le64};
 
 use super::{Encoding, MAX_MEMBERS, Member};
 

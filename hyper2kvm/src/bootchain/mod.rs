@@ -645,7 +645,7 @@ pub fn guest_macs(g: &Guest) -> Result<Vec<String>> {
     for p in files {
         for l in g.read_text(&p)?.unwrap_or_default().lines() {
             for w in l.split(|c: char| c.is_whitespace() || c == '"' || c == ',') {
-                if let Some(m) = crate::files::parse_mac(w, &[':']) {
+                if let Some(m) = crate::io::parse_mac(w, &[':']) {
                     add(m);
                 }
             }

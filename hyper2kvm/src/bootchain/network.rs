@@ -31,7 +31,7 @@ pub struct Rename {
 }
 
 fn mac(s: &str) -> Option<String> {
-    crate::files::parse_mac(s.trim().trim_matches(['"', '\'']), &[':', '-'])
+    crate::io::parse_mac(s.trim().trim_matches(['"', '\'']), &[':', '-'])
         .map(|m| m.to_ascii_lowercase())
 }
 

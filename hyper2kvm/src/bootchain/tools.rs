@@ -53,7 +53,7 @@ pub fn run(g: &Guest) -> Vec<(bool, String)> {
             "d=$(mktemp -d /tmp/hyper2kvm-check.XXXXXX) || exit 1; ( {} ) 1>&2; rc=$?; rm -rf \"$d\"; exit $rc",
             t.script
         );
-        log::info!("running the guest's {}", t.what);
+        tracing::info!("running the guest's {}", t.what);
         match g.handle().command(&["/bin/sh", "-c", &script]) {
             Ok(_) => out.push((true, format!("the guest's {} accepts its configuration", t.what))),
             Err(e) => out.push((

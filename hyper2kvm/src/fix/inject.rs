@@ -206,7 +206,7 @@ pub(crate) fn inject(
     let builtin: BTreeSet<String> = builtin.lines().map(module_name).collect();
     let needed: Vec<&str> = wanted.iter().copied().filter(|m| !builtin.contains(*m)).collect();
     let Some(paths) = deps.closure(&needed) else {
-        log::info!("{image}: a wanted module is missing from modules.dep; rebuilding instead");
+        tracing::info!("{image}: a wanted module is missing from modules.dep; rebuilding instead");
         return Ok(false);
     };
     let added: Vec<String> = paths.into_iter().filter(|p| !img.modules.contains_key(p)).collect();
@@ -253,7 +253,7 @@ pub(crate) fn inject(
     members.extend(files.iter().map(|(n, d)| Member { name: n, mode: 0o100644, data: d }));
     append(&mut data, &write_newc(&members));
     g.write_large(image, &data, scratch)?;
-    log::info!("{image}: drivers appended ({} bytes now)", data.len());
+    tracing::info!("{image}: drivers appended ({} bytes now)", data.len());
     Ok(true)
 }
 

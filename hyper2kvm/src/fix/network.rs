@@ -11,7 +11,7 @@ use crate::error::Result;
 const FIXER: &str = "network";
 
 fn is_mac(s: &str) -> bool {
-    crate::files::parse_mac(s, &[':']).is_some()
+    crate::io::parse_mac(s, &[':']).is_some()
 }
 
 /// Pulls a MAC out of a persistent-net udev rule line, with the name it assigns.

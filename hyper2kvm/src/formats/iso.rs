@@ -4,8 +4,8 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::source::{ByteSource, bytes::*};
 use crate::probe::ProbeContext;
-use crate::source::{ByteSource, bytes::*};
 
 /// Offset of the first volume descriptor (sector 16 of 2048 bytes).
 pub const DESCRIPTOR_AT: u64 = 16 * 2048;

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::source::{ByteSource, bytes::*};
 use crate::probe::ProbeContext;
-use crate::source::{ByteSource, bytes::*};
 
 /// `QFI\xfb` at offset 0.
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";

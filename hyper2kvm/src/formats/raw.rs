@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::source::ByteSource;
 use crate::probe::ProbeContext;
-use crate::source::ByteSource;
 
 /// GPT header signature at LBA 1 (UEFI 2.x, 5.3.2).
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";

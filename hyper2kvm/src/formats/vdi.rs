@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::source::{ByteSource, bytes::*};
 use crate::probe::ProbeContext;
-use crate::source::{ByteSource, bytes::*};
 
 /// Signature at offset 0x40.
 pub const SIGNATURE: u32 = 0xbeda_107f;

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::formats::vmdk::descriptor::confined_relative_path;
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::confined_relative_path;
+use crate::io::source::{ByteSource, bytes::*};
 use crate::probe::ProbeContext;
-use crate::source::{ByteSource, bytes::*};
 
 /// Footer cookie (spec: "Hard Disk Footer Format", Cookie).
 pub const FOOTER_COOKIE: &[u8; 8] = b"conectix";

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::io::source::{ByteSource, bytes::*};
 use crate::probe::ProbeContext;
-use crate::source::{ByteSource, bytes::*};
 
 /// File type identifier signature (MS-VHDX 2.2.1).
 pub const FILE_SIGNATURE: &[u8; 8] = b"vhdxfile";

@@ -106,7 +106,7 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
     for (mp, dev) in order {
         let r = if g.writable() { h.mount(dev, mp) } else { h.mount_ro(dev, mp) };
         if let Err(e) = r {
-            log::warn!("cannot mount {dev} on {mp}: {}", gerr("mount", e).message());
+            tracing::warn!("cannot mount {dev} on {mp}: {}", gerr("mount", e).message());
         }
     }
     let major = h.inspect_get_major_version(&root).unwrap_or(0);
@@ -151,13 +151,13 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
             break;
         }
     }
-    log::info!("found {} {} {}", insp.os_type, insp.distro, insp.version);
+    tracing::info!("found {} {} {}", insp.os_type, insp.distro, insp.version);
     if insp.os_type == "windows" {
         insp.windows = crate::windows::inspect::inspect_windows(g, &root);
     }
     if insp.os_type == "linux" {
         insp.kernels = kernels(g, scratch)?;
-        log::info!("read {} kernel(s) and their initramfs", insp.kernels.len());
+        tracing::info!("read {} kernel(s) and their initramfs", insp.kernels.len());
         insp.selinux = g.read_text("/etc/selinux/config")?.and_then(|t| {
             t.lines().find_map(|l| l.trim().strip_prefix("SELINUX=").map(|v| v.trim().to_string()))
         });
@@ -303,7 +303,7 @@ fn initramfs_modules(g: &Guest, path: &str, scratch: &Path) -> Option<Vec<String
     match listed {
         Ok(names) => Some(names),
         Err(e) => {
-            log::warn!("{path}: {}", e.message());
+            tracing::warn!("{path}: {}", e.message());
             None
         }
     }

@@ -95,9 +95,9 @@ impl Guest {
                 .add_drive(path, args)
                 .map_err(|e| gerr("cannot attach disk", e).with_path(&d.path))?;
         }
-        log::info!("starting the libguestfs appliance ({accel:?})");
+        tracing::info!("starting the libguestfs appliance ({accel:?})");
         handle.launch().map_err(|e| gerr("cannot start the libguestfs appliance", e))?;
-        log::info!("appliance running");
+        tracing::info!("appliance running");
         Ok(Guest { handle, accel, disks: disks.to_vec(), writable: opts.writable })
     }
 
@@ -185,7 +185,7 @@ impl Guest {
 
     /// Runs a program of the guest in a chroot of its root.
     pub fn command(&self, argv: &[&str]) -> Result<String> {
-        log::info!("running in the guest: {}", argv.join(" "));
+        tracing::info!("running in the guest: {}", argv.join(" "));
         self.handle
             .command(argv)
             .map_err(|e| gerr(&format!("running {} in the guest", argv.join(" ")), e))

@@ -25,7 +25,7 @@ pub use model::{
 pub use xml::to_xml;
 
 use crate::error::{Error, Result};
-use crate::files::write_atomically;
+use crate::io::write_atomically;
 
 /// Where the domain XML and the variable store of `name` go in `out_dir`.
 pub fn domain_paths(out_dir: &Path, name: &str) -> (PathBuf, PathBuf) {

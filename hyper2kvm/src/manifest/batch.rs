@@ -31,7 +31,7 @@ use serde_json::{Map, Value};
 use super::check::{Findings, is_disk_id, join};
 use super::{LoadedManifest, parent_dir, problems_error, read_document};
 use crate::error::Result;
-use crate::files::lexical;
+use crate::io::lexical;
 
 /// A batch manifest that passed every check.
 #[derive(Debug, Clone, PartialEq)]

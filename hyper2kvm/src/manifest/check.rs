@@ -181,7 +181,7 @@ impl Findings {
 /// HyperSDK writes MACs as vSphere reports them: `-` separators and upper case are accepted
 /// (and normalised where the MAC is used).
 fn is_mac(s: &str) -> bool {
-    crate::files::parse_mac(s, &[':', '-']).is_some()
+    crate::io::parse_mac(s, &[':', '-']).is_some()
 }
 
 pub(super) fn is_disk_id(s: &str) -> bool {

@@ -143,7 +143,7 @@ impl Manifest {
                 .iter()
                 .map(|n| SourceNic {
                     mac: n.mac.as_ref().map(|m| {
-                        crate::files::parse_mac(m, &[':', '-'])
+                        crate::io::parse_mac(m, &[':', '-'])
                             .unwrap_or_else(|| m.to_ascii_lowercase())
                     }),
                     network: n.network.clone(),

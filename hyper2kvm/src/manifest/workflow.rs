@@ -177,7 +177,7 @@ fn vm(
                 o
             }
         }
-        None => default_out.join(crate::convert::safe_file_stem(&name)),
+        None => default_out.join(crate::io::safe_file_stem(&name)),
     };
     let fix_on = [
         boolean(get("/fix/fstab"), true),
@@ -204,7 +204,7 @@ fn vm(
             && get("/convert/compress").and_then(Value::as_bool) == Some(true))
         .then_some(6),
         overwrite: true,
-        name: Some(crate::convert::safe_file_stem(&name)),
+        name: Some(crate::io::safe_file_stem(&name)),
         fix,
         check: validate,
         boot_test: (validate && get("/validate/boot_test").and_then(Value::as_bool) == Some(true))

@@ -10,10 +10,12 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::job::{Event, Job, JobOptions};
-use super::report::{REPORT_VERSION, rfc3339};
+use super::job::{Job, JobOptions};
+use super::report::REPORT_VERSION;
+use super::stages::Event;
 use crate::error::Result;
-use crate::files::write_json;
+use crate::io::rfc3339;
+use crate::io::write_json;
 use crate::manifest::{Batch, BatchVm};
 use crate::progress::CancelToken;
 
@@ -139,7 +141,11 @@ impl BatchJob {
     /// The job of one enabled VM (`None` for a disabled one), writing into its own directory.
     pub fn job(&self, vm: &BatchVm) -> Option<Job> {
         let manifest = vm.manifest.clone()?;
-        let opts = JobOptions { output_dir: Some(vm.output_dir.clone()), ..self.opts.clone() };
+        let opts = JobOptions {
+            id: Some(vm.id.clone()),
+            output_dir: Some(vm.output_dir.clone()),
+            ..self.opts.clone()
+        };
         Some(Job::new(manifest, opts, self.cancel.child()))
     }
 

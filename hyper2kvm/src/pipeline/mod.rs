@@ -12,11 +12,14 @@ pub mod batch;
 mod job;
 pub mod report;
 mod run;
+mod stages;
 mod verify;
 
+pub use crate::progress::Stage;
 pub use batch::{BatchJob, BatchOutcome, BatchReport, VmResult, VmStatus};
-pub use job::{ConvertDefaults, Event, Job, JobOptions, JobOutcome, Plan, Stage, boot_order};
+pub use job::{ConvertDefaults, Job, JobOptions, JobOutcome, Plan, boot_order};
 pub use run::{ManifestRun, RunOutcome, RunPlan, VmPlan};
+pub use stages::Event;
 
 /// `p` made absolute from the current directory (unchanged when it already is, or when the
 /// current directory cannot be read).

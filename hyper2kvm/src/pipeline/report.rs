@@ -2,10 +2,13 @@
 //! found in the guest and every change it made there.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::io::rfc3339;
 
 use serde::Serialize;
 
+pub use crate::convert::FstabBeforeAfter;
 use crate::fix::Change;
 use crate::guest::inspect::Inspection;
 
@@ -27,8 +30,8 @@ pub enum StageStatus {
 /// One stage in the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StageReport {
-    /// `load`, `verify`, `inspect`, `fix`, `convert`, `validate`, `output`.
-    pub name: String,
+    /// Which stage.
+    pub name: crate::progress::Stage,
     /// How it ended.
     pub status: StageStatus,
     /// Wall time.
@@ -128,49 +131,32 @@ pub struct Report {
     pub boot_verdict: Option<crate::bootchain::Verdict>,
 }
 
-/// `print_fstab`'s record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FstabBeforeAfter {
-    /// Before the fixes.
-    pub before: String,
-    /// After them.
-    pub after: String,
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (`2026-11-26T02:43:14Z`).
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_660_994)),
-            "2026-11-26T02:43:14Z"
-        );
+impl Report {
+    /// The one way a report is made: a job on `input_manifest` that ran for `duration_seconds`
+    /// through `stages`, ended now with `errors` (none: it succeeded); the caller fills in
+    /// what the job found and wrote.
+    pub(crate) fn new(
+        input_manifest: PathBuf,
+        stages: Vec<StageReport>,
+        duration_seconds: f64,
+        warnings: Vec<String>,
+        errors: Vec<String>,
+        summary: String,
+    ) -> Report {
+        Report {
+            version: REPORT_VERSION.into(),
+            hyper2kvm_version: crate::VERSION.into(),
+            timestamp: rfc3339(SystemTime::now()),
+            input_manifest,
+            pipeline: PipelineReport { success: errors.is_empty(), duration_seconds, stages },
+            artifacts: Vec::new(),
+            warnings,
+            errors,
+            summary,
+            guest: None,
+            changes: Vec::new(),
+            fstab: None,
+            boot_verdict: None,
+        }
     }
 }

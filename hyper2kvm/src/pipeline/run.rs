@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::batch::{BatchJob, BatchOutcome};
-use super::job::{Event, Job, JobOptions, JobOutcome, Plan};
+use super::job::{Job, JobOptions, JobOutcome, Plan};
+use super::stages::Event;
 use crate::error::Result;
 use crate::manifest::{self, ManifestFile};
 use crate::progress::CancelToken;

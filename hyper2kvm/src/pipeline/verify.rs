@@ -94,7 +94,12 @@ pub(crate) fn verify_checksums(
         for (k, n) in rx {
             done[k] = n;
             let item = todo[k].1.id.clone();
-            progress(&Progress { stage: "verify".into(), item, done: done.iter().sum(), total });
+            progress(&Progress {
+                stage: crate::progress::Stage::Verify,
+                item,
+                done: done.iter().sum(),
+                total,
+            });
         }
     });
     let results = results

@@ -91,7 +91,7 @@ pub fn convert(
 ) -> Result<()> {
     let mut cmd = command();
     cmd.args(convert_args(src, dst, opts)).stdout(Stdio::piped()).stderr(Stdio::piped());
-    log::debug!("running {}", describe(&cmd));
+    tracing::debug!("running {}", describe(&cmd));
     let mut child = cmd.spawn().map_err(|e| {
         Error::new(
             ErrorKind::ToolFailed,

@@ -141,7 +141,7 @@ fn tool_error(cmd: &Command, what: &str, out: &Output) -> Error {
 
 /// Runs a command to completion, capturing output.
 fn run(mut cmd: Command) -> Result<(Command, Output)> {
-    log::debug!("running {}", describe(&cmd));
+    tracing::debug!("running {}", describe(&cmd));
     let out = cmd.output().map_err(|e| {
         Error::new(ErrorKind::ToolFailed, format!("cannot run {}: {e}", binary().to_string_lossy()))
             .with_source(e)

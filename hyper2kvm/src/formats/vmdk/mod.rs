@@ -14,9 +14,10 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use crate::io::confined_relative_path;
+use crate::io::source::ByteSource;
 use crate::probe::ProbeContext;
-use crate::source::ByteSource;
-use descriptor::{ExtentKind, VmdkDescriptor, confined_relative_path};
+use descriptor::{ExtentKind, VmdkDescriptor};
 use sparse::{SparseHeader, check_grain_tables, effective_header, embedded_descriptor};
 
 /// Sub-formats (createType) QEMU's vmdk driver opens itself.

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::source::{ByteSource, bytes::*};
+use crate::io::source::{ByteSource, bytes::*};
 
 /// `KDMV`, little-endian, at offset 0 of a hosted sparse extent.
 pub const SPARSE_MAGIC: &[u8; 4] = b"KDMV";

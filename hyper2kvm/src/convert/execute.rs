@@ -1,0 +1,355 @@
+//! Running a planned conversion: every disk through `qemu-img` (VHD differencing chains
+//! merged first), the guest inspected and fixed on the temporary outputs, `qemu-img check`
+//! and the boot test, then everything but the boot disk renamed into place and the domain
+//! written.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
+
+use super::guest::{FixRequest, FstabBeforeAfter, fix_outputs};
+use super::plan::{PlannedDisk, plan_domain};
+use super::staging::{Staging, sync_file};
+use super::{ConvertOptions, ConvertOutput, DomainReport};
+use crate::bootchain::Verdict;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fix::Change;
+use crate::formats::vhd;
+use crate::guest::GuestDisk;
+use crate::guest::inspect::Inspection;
+use crate::image::{DiskImage, ImageFormat};
+use crate::libvirt::{Firmware, VmDescription, write_domain};
+use crate::progress::{CancelToken, Progress, Stage};
+use crate::qemu_img::{self, BlockSpec, CheckReport};
+use crate::validate::{BootTestResult, boot_test};
+
+/// Converts a chain that contains VHD differencing disks: the first layer qemu can read is
+/// converted to raw at `merged`, each differencing layer's sectors are written over it from the
+/// bottom up, and the result is converted to the target at `dst` (or renamed, for raw).
+fn convert_vhd_chain(
+    image: &DiskImage,
+    merged: &Path,
+    dst: &Path,
+    opts: &qemu_img::ConvertOptions,
+    progress: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let layers: Vec<&DiskImage> =
+        image.chain().take_while(|d| vhd::is_differencing(&d.details)).collect();
+    let base = image
+        .chain()
+        .nth(layers.len())
+        .ok_or_else(|| Error::new(ErrorKind::Internal, "differencing chain without a base"))?;
+    let raw =
+        qemu_img::ConvertOptions { format: ImageFormat::Raw, compress_level: None, ..opts.clone() };
+    qemu_img::convert(
+        &BlockSpec::for_image(base)?,
+        merged,
+        &raw,
+        &mut |f| progress(f * 0.5),
+        cancel,
+    )?;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .open(merged)
+        .map_err(|e| Error::io(merged, "cannot open merged image", e))?;
+    out.set_len(image.virtual_size)
+        .map_err(|e| Error::io(merged, "cannot size merged image", e))?;
+    for layer in layers.iter().rev() {
+        vhd::apply_differencing(layer, &out)?;
+    }
+    drop(out);
+    if opts.format == ImageFormat::Raw {
+        std::fs::rename(merged, dst).map_err(|e| Error::io(dst, "cannot rename", e))?;
+        progress(1.0);
+        return Ok(());
+    }
+    let result = qemu_img::convert(
+        &BlockSpec::file(merged, ImageFormat::Raw),
+        dst,
+        opts,
+        &mut |f| progress(0.5 + f * 0.5),
+        cancel,
+    );
+    let _ = std::fs::remove_file(merged);
+    result
+}
+
+/// What [`execute`] did.
+#[derive(Debug)]
+pub(crate) struct Executed {
+    pub outputs: Vec<ConvertOutput>,
+    pub guest: Option<Inspection>,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<String>,
+    pub domain: Option<DomainReport>,
+    pub checks: Vec<CheckReport>,
+    pub boot_test: Option<BootTestResult>,
+    pub fstab: Option<FstabBeforeAfter>,
+    pub verdict: Option<Verdict>,
+}
+
+/// A planned conversion: what [`execute`] runs.
+pub(crate) struct Execution<'a> {
+    /// The disks, boot disk first.
+    pub disks: &'a [PlannedDisk],
+    /// Where the outputs go.
+    pub out_dir: &'a Path,
+    /// How.
+    pub opts: &'a ConvertOptions,
+    /// Disks converted at once.
+    pub parallel: usize,
+    /// Stops the work.
+    pub cancel: &'a CancelToken,
+}
+
+/// Converts one disk to its temporary output.
+fn convert_one(
+    j: &PlannedDisk,
+    qopts: &qemu_img::ConvertOptions,
+    report: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
+        let merged = j.temp_path.with_extension("merge-part");
+        convert_vhd_chain(&j.image, &merged, &j.temp_path, qopts, report, cancel)
+    } else {
+        let spec = BlockSpec::for_image(&j.image)?;
+        qemu_img::convert(&spec, &j.temp_path, qopts, report, cancel)
+    };
+    result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })
+}
+
+/// Converts every disk to its temporary output, up to `parallel` at once; progress is
+/// reported from this thread. The first failure (in disk order) is returned.
+fn convert_all(
+    jobs: &[PlannedDisk],
+    qopts: &qemu_img::ConvertOptions,
+    parallel: usize,
+    progress: &mut dyn FnMut(&Progress),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let total: u64 = jobs.iter().map(|j| j.image.virtual_size).sum();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<()>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    let (tx, rx) = mpsc::channel::<(usize, f64)>();
+    let file_name = |j: &PlannedDisk| {
+        j.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    };
+    // The stage begins before the first byte is copied, so the disks' spans are inside it.
+    let item = jobs.first().map(file_name).unwrap_or_default();
+    progress(&Progress { stage: Stage::Convert, item, done: 0, total });
+    let stage_span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        for _ in 0..parallel.clamp(1, jobs.len().max(1)) {
+            let tx = tx.clone();
+            let (next, results, stage_span) = (&next, &results, &stage_span);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(j) = jobs.get(i) else { break };
+                    let _disk =
+                        tracing::info_span!(parent: stage_span, "disk", disk = %file_name(j))
+                            .entered();
+                    let r = if cancel.is_cancelled() {
+                        Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"))
+                    } else {
+                        convert_one(
+                            j,
+                            qopts,
+                            &mut |f| {
+                                let _ = tx.send((i, f));
+                            },
+                            cancel,
+                        )
+                    };
+                    if let Ok(mut all) = results.lock() {
+                        all[i] = Some(r);
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut fractions = vec![0.0f64; jobs.len()];
+        for (i, f) in rx {
+            fractions[i] = f;
+            let done: f64 =
+                jobs.iter().zip(&fractions).map(|(j, f)| f * j.image.virtual_size as f64).sum();
+            let item = file_name(&jobs[i]);
+            progress(&Progress { stage: Stage::Convert, item, done: done as u64, total });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::new(ErrorKind::Internal, "a conversion thread panicked"))?;
+    for r in results {
+        r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "a disk was not converted")))?;
+    }
+    Ok(())
+}
+
+/// Converts, fixes, validates and renames the planned disks (all but the boot disk, which
+/// `staging` holds for the caller to publish last), then writes the domain. Used by
+/// [`convert`](super::convert) and the manifest pipeline.
+pub(crate) fn execute(
+    x: &Execution<'_>,
+    mut desc: VmDescription,
+    progress: &mut dyn FnMut(&Progress),
+    staging: &mut Staging,
+) -> Result<Executed> {
+    let (jobs, out_dir, opts, cancel) = (x.disks, x.out_dir, x.opts, x.cancel);
+    let cancelled = || Error::new(ErrorKind::Cancelled, "conversion cancelled");
+    let qopts = qemu_img::ConvertOptions {
+        format: opts.format.image_format(),
+        compress_level: opts.compress,
+        coroutines: opts.coroutines,
+        ..qemu_img::ConvertOptions::default()
+    };
+    for j in jobs {
+        staging.track(j.temp_path.clone());
+        staging.track(j.temp_path.with_extension("merge-part"));
+    }
+    if cancel.is_cancelled() {
+        return Err(cancelled());
+    }
+    convert_all(jobs, &qopts, x.parallel, progress, cancel)?;
+    let mut fixed = super::guest::FixOutcome::default();
+    if let Some(fix) = &opts.fix {
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
+        let disks: Vec<GuestDisk> = jobs
+            .iter()
+            .map(|j| GuestDisk { path: j.temp_path.clone(), format: opts.format.image_format() })
+            .collect();
+        tracing::info!("converted; inspecting and fixing the guest");
+        let source_macs: Vec<String> = desc.nics.iter().filter_map(|n| n.mac.clone()).collect();
+        let req = FixRequest {
+            disks: &disks,
+            scratch: out_dir,
+            fix,
+            guest: &opts.guest,
+            print_fstab: opts.print_fstab,
+            disk_bus: opts.domain.as_ref().map(|d| d.disk_bus).unwrap_or_default(),
+            source_macs: &source_macs,
+        };
+        fixed = fix_outputs(&req, progress)?;
+        tracing::info!("guest fixed ({} changes)", fixed.changes.len());
+        if desc.nics.is_empty() && !desc.nics_declared {
+            // The source said nothing about NICs: the domain's keep the MACs the guest's own
+            // configuration is written for.
+            desc.nics = std::mem::take(&mut fixed.guest_macs)
+                .into_iter()
+                .map(|m| crate::libvirt::SourceNic { mac: Some(m), network: None })
+                .collect();
+        }
+    }
+    let checks = check_outputs(jobs, opts, progress)?;
+    let mut warnings = std::mem::take(&mut fixed.warnings);
+    let domain = match &opts.domain {
+        Some(dopts) => {
+            // A Windows guest gets only the devices it now has drivers for.
+            let mut dopts = dopts.clone();
+            if let Some((bus, nic)) = fixed.devices {
+                dopts.disk_bus = bus;
+                dopts.nic_model = nic;
+            }
+            warnings.extend(crate::libvirt::unmapped_networks(&desc, &dopts));
+            Some(plan_domain(desc, out_dir, jobs, fixed.guest.as_ref(), opts, &dopts)?)
+        }
+        None => None,
+    };
+    let mut boot = None;
+    if let (Some(bt), Some((d, _))) = (&opts.boot_test, &domain) {
+        // Boot what is about to be renamed: the same domain on the temporary files.
+        let mut on_temps = d.clone();
+        for (disk, j) in on_temps.disks.iter_mut().zip(jobs) {
+            disk.path = j.temp_path.clone();
+        }
+        let item = format!("boot test {}", d.name);
+        progress(&Progress { stage: Stage::Validate, item: item.clone(), done: 0, total: 1 });
+        let r = boot_test(&on_temps, bt, out_dir, cancel)?;
+        progress(&Progress { stage: Stage::Validate, item, done: 1, total: 1 });
+        if !r.passed {
+            return Err(r.into_error(&jobs[0].final_path, &bt.marker, bt.timeout));
+        }
+        boot = Some(r);
+    } else if opts.boot_test.is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "a boot test needs the domain (not --no-domain)",
+        ));
+    }
+    let mut outputs = Vec::new();
+    for j in jobs {
+        let bytes = sync_file(&j.temp_path)?;
+        outputs.push(ConvertOutput {
+            disk_id: j.disk_id.clone(),
+            source: j.image.path.clone(),
+            path: j.final_path.clone(),
+            format: opts.format,
+            virtual_size: j.image.virtual_size,
+            bytes,
+        });
+    }
+    // Every other file first; the boot disk, which HyperSDK takes as "done", last of all
+    // (`Staging::finish`).
+    for j in &jobs[1..] {
+        staging.publish(&j.temp_path, &j.final_path)?;
+    }
+    staging.hold_last(jobs[0].temp_path.clone(), jobs[0].final_path.clone());
+    let domain = match domain {
+        Some((d, xml)) => {
+            write_domain(&d, &xml)?;
+            let nvram = match &d.firmware {
+                Firmware::Uefi(u) => Some(u.nvram.clone()),
+                Firmware::Bios => None,
+            };
+            Some(DomainReport { xml, nvram, domain: d })
+        }
+        None => None,
+    };
+    Ok(Executed {
+        outputs,
+        guest: fixed.guest,
+        changes: fixed.changes,
+        warnings,
+        domain,
+        checks,
+        boot_test: boot,
+        fstab: fixed.fstab,
+        verdict: fixed.verdict,
+    })
+}
+
+/// `qemu-img check` of every temporary output (when `opts.check`); corruption fails the job.
+fn check_outputs(
+    jobs: &[PlannedDisk],
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Vec<CheckReport>> {
+    let mut checks = Vec::new();
+    if !opts.check {
+        return Ok(checks);
+    }
+    let n = jobs.len() as u64;
+    let item = || "qemu-img check".to_string();
+    progress(&Progress { stage: Stage::Validate, item: item(), done: 0, total: n });
+    for j in jobs {
+        let c = qemu_img::check(&j.temp_path, opts.format.image_format())
+            .map_err(|e| e.with_path(&j.final_path))?;
+        if c.corruptions > 0 || c.check_errors > 0 {
+            return Err(Error::new(
+                ErrorKind::ToolFailed,
+                format!(
+                    "qemu-img check found {} corruption(s) and {} error(s) in the output",
+                    c.corruptions, c.check_errors
+                ),
+            )
+            .with_path(&j.final_path));
+        }
+        checks.push(c);
+    }
+    progress(&Progress { stage: Stage::Validate, item: item(), done: n, total: n });
+    Ok(checks)
+}
