@@ -19,7 +19,7 @@ use crate::image::{DiskImage, ImageFormat};
 use crate::libvirt::DiskBus;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::CancelToken;
-use crate::qemu_img::{self, BlockSpec};
+use crate::qemu_img;
 use crate::windows::WindowsFixOptions;
 use crate::windows::fix::{driver_source, plan_windows};
 
@@ -161,7 +161,7 @@ fn inspect_probed(
     let mut attached = Vec::new();
     for (i, d) in disks.iter().enumerate() {
         let overlay = dir.join(format!("disk{i}.qcow2"));
-        let spec = BlockSpec::for_image(d).map_err(|e| {
+        let spec = d.block_spec().map_err(|e| {
             if e.kind() == ErrorKind::Unsupported { e.context("inspection") } else { e }
         })?;
         qemu_img::create_overlay(&overlay, &spec, d.virtual_size)?;

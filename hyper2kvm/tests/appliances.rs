@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hyper2kvm::appliance::Container;
-use hyper2kvm::qemu_img::BlockSpec;
 use hyper2kvm::{Appliance, CancelToken, ConvertOptions, ImageFormat, ProbeOptions, Probed};
 use support::*;
 
@@ -76,7 +75,7 @@ fn ova_with_two_disks_converts_in_place() {
         let region = img.region.expect("disk is read in place");
         assert_eq!(img.path, ova);
         // qemu reads the member straight out of the archive: raw driver, offset and size.
-        let spec = BlockSpec::for_image(img).unwrap().to_arg();
+        let spec = img.block_spec().unwrap().to_arg();
         assert!(spec.contains(&format!("\"offset\":{}", region.offset)), "{spec}");
         assert!(img.cross_check.as_ref().unwrap().agrees);
     }

@@ -26,19 +26,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::formats::container;
 use crate::image::DiskImage;
+use crate::image::{ProbeContext, ProbeOptions, cross_check};
 use crate::io::confined_relative_path;
 use crate::io::source::ByteSource;
-use crate::probe::{ProbeContext, ProbeOptions, cross_check};
 use manifest::{Algorithm, Hasher, ManifestEntry};
 use members::Index;
 pub(crate) use members::{Encoding, MAX_MEMBERS, Member};
 use ovf::OvfDescriptor;
-
-/// gzip member header (RFC 1952 2.3.1).
-pub const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
-/// xz stream header magic (xz file format 2.1.1.1).
-pub const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0];
 
 /// How the appliance was packaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -586,9 +582,9 @@ pub(crate) fn probe_directory(dir: &Path, opts: &ProbeOptions) -> Result<Applian
 fn decoder(src: &ByteSource) -> Result<(Container, Box<dyn Read>)> {
     let head = src.read_up_to(0, 6)?;
     let raw = BufReader::with_capacity(1 << 20, src.reader());
-    if head.starts_with(GZIP_MAGIC) {
+    if head.starts_with(container::GZIP_MAGIC) {
         Ok((Container::OvaGzip, Box::new(flate2::read::MultiGzDecoder::new(raw))))
-    } else if head.starts_with(XZ_MAGIC) {
+    } else if head.starts_with(container::XZ_MAGIC) {
         Ok((Container::OvaXz, Box::new(liblzma::read::XzDecoder::new_multi_decoder(raw))))
     } else {
         Err(Error::invalid(src.path(), "not a gzip or xz stream"))
@@ -776,9 +772,9 @@ pub fn needs_unpacking(a: &Appliance) -> bool {
 pub fn extract_appliance(path: &Path, dir: &Path, opts: &ProbeOptions) -> Result<Appliance> {
     let src = ByteSource::open(path)?;
     let head = src.read_up_to(0, 512)?;
-    if head.starts_with(GZIP_MAGIC) || head.starts_with(XZ_MAGIC) {
+    if head.starts_with(container::GZIP_MAGIC) || head.starts_with(container::XZ_MAGIC) {
         scan_compressed(&src, opts, Some(dir))
-    } else if head.starts_with(zip::LOCAL_MAGIC) {
+    } else if head.starts_with(container::LOCAL_MAGIC) {
         probe_index(&zip_index(&src)?, Container::OvaZip, opts, Some(dir))
     } else {
         probe_index(&tar_index(&src)?, Container::Ova, opts, Some(dir))

@@ -103,17 +103,6 @@ pub struct OvfDescriptor {
     pub nics: Vec<OvfNic>,
 }
 
-/// True when `head` is an XML document (an OVF, a libvirt domain, or another XML we will name
-/// in an error): an XML declaration, or text opening with an element.
-pub fn looks_like_xml(head: &[u8]) -> bool {
-    let s = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    let start = s.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(s.len());
-    let s = &s[start..];
-    let text = !s[..s.len().min(512)].contains(&0);
-    s.starts_with(b"<?xml")
-        || (text && s.first() == Some(&b'<') && s.get(1).is_some_and(|c| c.is_ascii_alphabetic()))
-}
-
 /// Converts a value with `ovf:capacityAllocationUnits`-style units to bytes: `byte * 2^30`,
 /// `byte*1024`, `MegaBytes`, or nothing (bytes).
 pub fn scale_units(value: u64, units: Option<&str>) -> Option<u64> {

@@ -17,14 +17,6 @@ use crate::error::{Error, Result};
 /// Largest VMX we read; real ones are a few KiB.
 pub const MAX_VMX_BYTES: u64 = 1 << 20;
 
-/// True when `head` looks like a VMX file.
-pub fn looks_like_vmx(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head);
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#'));
-    first.is_some_and(|l| l.starts_with(".encoding") || l.starts_with("config.version"))
-        || text.lines().any(|l| l.trim_start().starts_with("virtualHW.version"))
-}
-
 /// Parses `key = "value"` lines (keys are case-insensitive in VMware; we lower-case them).
 fn entries(origin: &Path, text: &str) -> Result<BTreeMap<String, String>> {
     let mut map = BTreeMap::new();
@@ -301,7 +293,6 @@ ethernet2.present = "FALSE"
         assert!(e.to_string().contains("memsize"), "{e}");
         let e = parse(Path::new("x.vmx"), "garbage line\n").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
-        assert!(looks_like_vmx(VMX.as_bytes()));
-        assert!(!looks_like_vmx(b"<?xml version='1.0'?>"));
+        assert!(crate::formats::container::looks_like_vmx(VMX.as_bytes()));
     }
 }

@@ -14,8 +14,6 @@ use crate::io::source::bytes::{le16, le32, le64};
 
 use super::{Encoding, MAX_MEMBERS, Member};
 
-/// Local file header signature (`PK\x03\x04`), the first bytes of a zip archive.
-pub const LOCAL_MAGIC: &[u8] = b"PK\x03\x04";
 const EOCD_SIG: u32 = 0x0605_4b50;
 const EOCD_LEN: usize = 22;
 const ZIP64_LOCATOR_SIG: u32 = 0x0706_4b50;

@@ -42,13 +42,7 @@ fn convert_vhd_chain(
         .ok_or_else(|| Error::new(ErrorKind::Internal, "differencing chain without a base"))?;
     let raw =
         qemu_img::ConvertOptions { format: ImageFormat::Raw, compress_level: None, ..opts.clone() };
-    qemu_img::convert(
-        &BlockSpec::for_image(base)?,
-        merged,
-        &raw,
-        &mut |f| progress(f * 0.5),
-        cancel,
-    )?;
+    qemu_img::convert(&base.block_spec()?, merged, &raw, &mut |f| progress(f * 0.5), cancel)?;
     let out = std::fs::OpenOptions::new()
         .write(true)
         .open(merged)
@@ -56,7 +50,7 @@ fn convert_vhd_chain(
     out.set_len(image.virtual_size)
         .map_err(|e| Error::io(merged, "cannot size merged image", e))?;
     for layer in layers.iter().rev() {
-        vhd::apply_differencing(layer, &out)?;
+        vhd::apply_differencing(&layer.path, &layer.details, layer.virtual_size, &out)?;
     }
     drop(out);
     if opts.format == ImageFormat::Raw {
@@ -114,7 +108,7 @@ fn convert_one(
         let merged = j.temp_path.with_extension("merge-part");
         convert_vhd_chain(&j.image, &merged, &j.temp_path, qopts, report, cancel)
     } else {
-        let spec = BlockSpec::for_image(&j.image)?;
+        let spec = j.image.block_spec()?;
         qemu_img::convert(&spec, &j.temp_path, qopts, report, cancel)
     };
     result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })

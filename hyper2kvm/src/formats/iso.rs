@@ -2,10 +2,9 @@
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parsed};
 use crate::error::Result;
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::source::{ByteSource, bytes::*};
-use crate::probe::ProbeContext;
 
 /// Offset of the first volume descriptor (sector 16 of 2048 bytes).
 pub const DESCRIPTOR_AT: u64 = 16 * 2048;
@@ -24,8 +23,8 @@ pub fn detect(src: &ByteSource) -> bool {
     src.read_vec(DESCRIPTOR_AT + 1, 5).is_ok_and(|id| id == STANDARD_ID)
 }
 
-/// Probes an ISO image.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses an ISO image.
+pub fn parse(src: &ByteSource) -> Result<Parsed> {
     let pvd = src.read_vec(DESCRIPTOR_AT, 2048)?;
     let volume_id = String::from_utf8_lossy(&pvd[40..72]).trim().to_string();
     let blocks = u64::from(le32(&pvd, 80));
@@ -38,13 +37,6 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             src.len()
         ));
     }
-    let mut image = ctx.single_file(
-        src,
-        ImageFormat::Iso,
-        "iso9660",
-        src.len(),
-        FormatDetails::Iso(IsoDetails { volume_id }),
-    );
-    image.warnings = warnings;
-    Ok(image)
+    let details = FormatDetails::Iso(IsoDetails { volume_id });
+    Ok(Parsed::new(ImageFormat::Iso, "iso9660", src.len(), details).with_warnings(warnings))
 }

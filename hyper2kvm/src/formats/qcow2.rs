@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parent, Parsed};
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::source::{ByteSource, bytes::*};
-use crate::probe::ProbeContext;
 
 /// `QFI\xfb` at offset 0.
 pub const MAGIC: &[u8; 4] = b"QFI\xfb";
@@ -46,8 +45,8 @@ pub struct Qcow2Details {
     pub snapshots: u32,
 }
 
-/// Probes a qcow2 image.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a qcow2 image; an overlay names its backing file (refused inside an archive).
+pub fn parse(src: &ByteSource, in_archive: bool) -> Result<Parsed> {
     let h = src.read_up_to(0, 4096)?;
     if h.len() < 72 {
         return Err(Error::invalid(src.path(), "truncated qcow2 header"));
@@ -101,12 +100,11 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
     };
     let cluster_size = 1u64 << cluster_bits;
     let compressed_clusters = scan_compressed(src, l1_offset, l1_size, cluster_size)?;
-    let backing = match &backing_file {
-        Some(name) => Some(Box::new(probe_backing(src, name, ctx)?)),
+    let parent = match &backing_file {
+        Some(name) => Some(backing(src, name, in_archive)?),
         None => None,
     };
-    let mut image = ctx.single_file(
-        src,
+    let mut parsed = Parsed::new(
         ImageFormat::Qcow2,
         format!("v{version}"),
         size,
@@ -120,9 +118,8 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             snapshots,
         }),
     );
-    image.backing = backing;
-    image.warnings = warnings;
-    Ok(image)
+    parsed.parent = parent;
+    Ok(parsed.with_warnings(warnings))
 }
 
 /// Walks header extensions; returns the backing format name if present.
@@ -176,8 +173,9 @@ fn scan_compressed(
     Ok(Some(false))
 }
 
-fn probe_backing(src: &ByteSource, name: &str, ctx: &mut ProbeContext) -> Result<DiskImage> {
-    if ctx.in_archive(src) {
+/// The backing file `name` of an overlay: a local file, relative to the overlay's directory.
+fn backing(src: &ByteSource, name: &str, in_archive: bool) -> Result<Parent> {
+    if in_archive {
         return Err(Error::unsupported(src.path(), "a qcow2 overlay inside an archive"));
     }
     if name.contains(':') && !Path::new(name).exists() {
@@ -192,7 +190,5 @@ fn probe_backing(src: &ByteSource, name: &str, ctx: &mut ProbeContext) -> Result
     } else {
         src.path().parent().unwrap_or(Path::new(".")).join(p)
     };
-    ctx.probe_parent(&path).map_err(|e| {
-        Error::new(e.kind(), format!("backing file {name:?}: {}", e)).with_path(src.path())
-    })
+    Ok(Parent { path, context: Some(format!("backing file {name:?}")), missing: None })
 }

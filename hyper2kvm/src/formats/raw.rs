@@ -3,10 +3,9 @@
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parsed};
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::source::ByteSource;
-use crate::probe::ProbeContext;
 
 /// GPT header signature at LBA 1 (UEFI 2.x, 5.3.2).
 const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
@@ -18,8 +17,8 @@ pub struct RawDetails {
     pub partition_table: String,
 }
 
-/// Probes a raw image.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a raw image (what is no other format).
+pub fn parse(src: &ByteSource) -> Result<Parsed> {
     if src.is_empty() {
         return Err(Error::invalid(src.path(), "empty file: not a disk image"));
     }
@@ -40,13 +39,6 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             "no partition table found; not recognised as any image format, treated as raw".into(),
         );
     }
-    let mut image = ctx.single_file(
-        src,
-        ImageFormat::Raw,
-        partition_table,
-        src.len(),
-        FormatDetails::Raw(RawDetails { partition_table: partition_table.into() }),
-    );
-    image.warnings = warnings;
-    Ok(image)
+    let details = FormatDetails::Raw(RawDetails { partition_table: partition_table.into() });
+    Ok(Parsed::new(ImageFormat::Raw, partition_table, src.len(), details).with_warnings(warnings))
 }

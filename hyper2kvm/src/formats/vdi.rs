@@ -5,10 +5,9 @@
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parsed};
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::source::{ByteSource, bytes::*};
-use crate::probe::ProbeContext;
 
 /// Signature at offset 0x40.
 pub const SIGNATURE: u32 = 0xbeda_107f;
@@ -39,8 +38,8 @@ pub fn detect(head: &[u8]) -> bool {
     head.len() >= SIGNATURE_AT + 4 && le32(head, SIGNATURE_AT) == SIGNATURE
 }
 
-/// Probes a VDI file.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a VDI file.
+pub fn parse(src: &ByteSource) -> Result<Parsed> {
     let h = src.read_vec(0, 0x200)?;
     let image_type = match le32(&h, IMAGE_TYPE_AT) {
         1 => "dynamic",
@@ -87,16 +86,10 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
             ),
         ));
     }
-    let image = ctx.single_file(
-        src,
-        ImageFormat::Vdi,
-        image_type,
-        disk_size,
-        FormatDetails::Vdi(VdiDetails {
-            image_type: image_type.into(),
-            block_size,
-            blocks_allocated: allocated,
-        }),
-    );
-    Ok(image)
+    let details = FormatDetails::Vdi(VdiDetails {
+        image_type: image_type.into(),
+        block_size,
+        blocks_allocated: allocated,
+    });
+    Ok(Parsed::new(ImageFormat::Vdi, image_type, disk_size, details))
 }

@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parent, Parsed};
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::confined_relative_path;
 use crate::io::source::{ByteSource, bytes::*};
-use crate::probe::ProbeContext;
 
 /// Footer cookie (spec: "Hard Disk Footer Format", Cookie).
 pub const FOOTER_COOKIE: &[u8; 8] = b"conectix";
@@ -96,8 +95,8 @@ fn read_footer(src: &ByteSource) -> Result<Vec<u8>> {
     Ok(footer)
 }
 
-/// Probes a VHD file.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a VHD file; a differencing disk names its parent.
+pub fn parse(src: &ByteSource) -> Result<Parsed> {
     let footer = read_footer(src)?;
     let disk_type = be32(&footer, 60);
     let creator_app = String::from_utf8_lossy(&footer[28..32]).into_owned();
@@ -123,7 +122,7 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
         max_table_entries: None,
         parent_name: None,
     };
-    let mut backing = None;
+    let mut parent = None;
     match disk_type {
         DISK_TYPE_FIXED => {
             details.disk_type = "fixed".into();
@@ -185,22 +184,17 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
                 details.disk_type = "differencing".into();
                 let name = utf16(&dynh[64..576], false);
                 details.parent_name = Some(name.clone());
-                let parent = locate_parent(src, &dynh, &name)?;
-                backing = Some(Box::new(ctx.probe_parent(&parent)?));
+                let path = locate_parent(src, &dynh, &name)?;
+                parent = Some(Parent { path, context: None, missing: None });
             }
         }
         other => return Err(Error::invalid(src.path(), format!("unknown VHD disk type {other}"))),
     }
     let subformat = details.disk_type.clone();
-    let mut image = ctx.single_file(
-        src,
-        ImageFormat::Vhd,
-        subformat,
-        virtual_size,
-        FormatDetails::Vhd(details),
-    );
-    image.backing = backing;
-    Ok(image)
+    let mut parsed =
+        Parsed::new(ImageFormat::Vhd, subformat, virtual_size, FormatDetails::Vhd(details));
+    parsed.parent = parent;
+    Ok(parsed)
 }
 
 /// Checks that every allocated block (bitmap sector plus data) lies before the footer.
@@ -289,21 +283,25 @@ pub fn is_differencing(details: &FormatDetails) -> bool {
 }
 
 /// Writes the sectors a differencing disk holds (those whose bitmap bit is set) over `out`,
-/// a raw image already holding the parent's content.
-pub fn apply_differencing(image: &DiskImage, out: &std::fs::File) -> Result<()> {
+/// a raw image already holding the parent's content; `path` is the differencing disk and
+/// `virtual_size` the guest's size.
+pub fn apply_differencing(
+    path: &Path,
+    details: &FormatDetails,
+    virtual_size: u64,
+    out: &std::fs::File,
+) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let FormatDetails::Vhd(VhdDetails {
         bat_offset: Some(bat_offset),
         max_table_entries: Some(entries),
         block_size: Some(block_size),
         ..
-    }) = &image.details
+    }) = details
     else {
-        return Err(
-            Error::new(crate::ErrorKind::Internal, "not a dynamic VHD").with_path(&image.path)
-        );
+        return Err(Error::new(crate::ErrorKind::Internal, "not a dynamic VHD").with_path(path));
     };
-    let src = ByteSource::open(&image.path)?;
+    let src = ByteSource::open(path)?;
     let bat = src.read_vec(*bat_offset, *entries as usize * 4)?;
     let block = u64::from(*block_size);
     let bitmap_len = (block / 512).div_ceil(8).div_ceil(512) * 512;
@@ -328,12 +326,12 @@ pub fn apply_differencing(image: &DiskImage, out: &std::fs::File) -> Result<()> 
                 s += 1;
             }
             let guest = i as u64 * block + start as u64 * 512;
-            if guest >= image.virtual_size {
+            if guest >= virtual_size {
                 break;
             }
-            let end = (s * 512).min((image.virtual_size - i as u64 * block) as usize);
+            let end = (s * 512).min((virtual_size - i as u64 * block) as usize);
             out.write_all_at(&data[start * 512..end], guest)
-                .map_err(|e| Error::io(&image.path, "writing merged VHD data", e))?;
+                .map_err(|e| Error::io(path, "writing merged VHD data", e))?;
         }
     }
     Ok(())

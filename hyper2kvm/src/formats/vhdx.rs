@@ -6,10 +6,9 @@
 
 use serde::Serialize;
 
+use super::{FormatDetails, ImageFormat, Parsed};
 use crate::error::{Error, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
 use crate::io::source::{ByteSource, bytes::*};
-use crate::probe::ProbeContext;
 
 /// File type identifier signature (MS-VHDX 2.2.1).
 pub const FILE_SIGNATURE: &[u8; 8] = b"vhdxfile";
@@ -73,8 +72,8 @@ fn crc_ok(block: &[u8]) -> bool {
     crc32c(&copy) == stored
 }
 
-/// Probes a VHDX file.
-pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a VHDX file.
+pub fn parse(src: &ByteSource) -> Result<Parsed> {
     let ident = src.read_vec(0, 520)?;
     let creator = String::from_utf16_lossy(
         &ident[8..520]
@@ -141,7 +140,7 @@ pub(crate) fn probe(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImag
     let subformat = if leave_allocated { "fixed" } else { "dynamic" };
     let details =
         FormatDetails::Vhdx(VhdxDetails { block_size, logical_sector_size, has_parent, creator });
-    Ok(ctx.single_file(src, ImageFormat::Vhdx, subformat, virtual_size, details))
+    Ok(Parsed::new(ImageFormat::Vhdx, subformat, virtual_size, details))
 }
 
 #[cfg(test)]

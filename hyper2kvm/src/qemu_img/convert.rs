@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{BlockSpec, command, describe};
 use crate::error::{Error, ErrorKind, Result};
-use crate::image::ImageFormat;
+use crate::formats::ImageFormat;
 use crate::progress::CancelToken;
 
 /// How to run one `qemu-img convert`.

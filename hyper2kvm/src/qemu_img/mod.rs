@@ -20,8 +20,7 @@ pub use convert::{ConvertOptions, convert};
 pub use types::{CheckReport, ImageInfo, MapEntry};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::formats::vhd::VhdDetails;
-use crate::image::{DiskImage, FormatDetails, ImageFormat};
+use crate::formats::ImageFormat;
 
 /// How qemu opens an image: a `json:` block-device description.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,48 +30,20 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-fn file_node(path: &Path) -> Value {
+/// qemu's `file` node for `path` (made absolute).
+pub fn file_node(path: &Path) -> Value {
     json!({ "driver": "file", "filename": absolute(path) })
 }
 
 impl BlockSpec {
-    /// Describes `image` (and its backing chain) for qemu.
-    pub fn for_image(image: &DiskImage) -> Result<BlockSpec> {
-        let file = match image.region {
-            Some(r) => {
-                json!({ "driver": "raw", "offset": r.offset, "size": r.size, "file": file_node(&image.path) })
-            }
-            None => file_node(&image.path),
-        };
-        let mut node = match &image.details {
-            // A createType qemu's vmdk driver refuses (vmfsThin, vmfsEagerZeroedThick, …) with a
-            // single flat extent: read the extent's bytes directly.
-            FormatDetails::Vmdk(v) if !v.qemu_opens_directly() => {
-                let e = v
-                    .extents
-                    .first()
-                    .filter(|e| e.kind.is_flat() && v.extents.len() == 1)
-                    .ok_or_else(|| {
-                        Error::unsupported(
-                            &image.path,
-                            format!("createType {:?} cannot be opened", v.create_type),
-                        )
-                    })?;
-                let path = e.path.as_deref().unwrap_or(&image.path);
-                json!({ "driver": "raw", "offset": e.offset, "size": e.size, "file": file_node(path) })
-            }
-            FormatDetails::Vhd(VhdDetails { disk_type, .. }) if disk_type == "differencing" => {
-                return Err(Error::unsupported(
-                    &image.path,
-                    "qemu cannot read VHD differencing disks (convert merges them itself)",
-                ));
-            }
-            _ => json!({ "driver": image.format.qemu_driver(), "file": file }),
-        };
-        if let Some(parent) = &image.backing {
-            node["backing"] = BlockSpec::for_image(parent)?.0;
-        }
-        Ok(BlockSpec(node))
+    /// A description qemu takes as it is (built by [`crate::image`] for a probed image).
+    pub fn from_json(node: Value) -> BlockSpec {
+        BlockSpec(node)
+    }
+
+    /// The description as JSON.
+    pub fn as_json(&self) -> &Value {
+        &self.0
     }
 
     /// A plain file of a known format (our own outputs).

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::image::{DiskImage, FormatDetails, ImageFormat, allocated_bytes};
+use super::{FormatDetails, ImageFormat, Parent, Parsed};
+use crate::error::{Error, Result};
 use crate::io::confined_relative_path;
 use crate::io::source::ByteSource;
-use crate::probe::ProbeContext;
 use descriptor::{ExtentKind, VmdkDescriptor};
 use sparse::{SparseHeader, check_grain_tables, effective_header, embedded_descriptor};
 
@@ -95,8 +94,8 @@ fn details_from(desc: Option<&VmdkDescriptor>, create_type: String) -> VmdkDetai
     }
 }
 
-/// Probes a file that starts with the `KDMV` sparse header.
-pub(crate) fn probe_sparse(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a file that starts with the `KDMV` sparse header.
+pub fn parse_sparse(src: &ByteSource, in_archive: bool) -> Result<Parsed> {
     let header = effective_header(src)?;
     let desc = match embedded_descriptor(src, &header)? {
         Some(text) => Some(VmdkDescriptor::parse(src.path(), &text)?),
@@ -120,24 +119,22 @@ pub(crate) fn probe_sparse(src: &ByteSource, ctx: &mut ProbeContext) -> Result<D
         warnings
             .push("sparse extent has no embedded descriptor; treated as monolithicSparse".into());
     }
-    let backing = match desc.as_ref().filter(|d| d.has_parent()) {
-        Some(d) => Some(Box::new(probe_parent(src, d, ctx, &mut warnings)?)),
+    let parent = match desc.as_ref().filter(|d| d.has_parent()) {
+        Some(d) => Some(parent_of(src, d, in_archive, &mut warnings)?),
         None => None,
     };
     let details = FormatDetails::Vmdk(details);
-    let mut image =
-        ctx.single_file(src, ImageFormat::Vmdk, create_type, header.capacity_bytes(), details);
-    image.backing = backing;
-    image.warnings = warnings;
-    Ok(image)
+    let mut parsed = Parsed::new(ImageFormat::Vmdk, create_type, header.capacity_bytes(), details);
+    parsed.parent = parent;
+    Ok(parsed.with_warnings(warnings))
 }
 
-/// Probes a text descriptor file and the extents it names.
-pub(crate) fn probe_descriptor(src: &ByteSource, ctx: &mut ProbeContext) -> Result<DiskImage> {
+/// Parses a text descriptor file and checks the extents it names.
+pub fn parse_descriptor(src: &ByteSource, in_archive: bool) -> Result<Parsed> {
     if src.len() > descriptor::MAX_DESCRIPTOR_BYTES {
         return Err(Error::invalid(src.path(), "VMDK descriptor is implausibly large"));
     }
-    if ctx.in_archive(src) {
+    if in_archive {
         return Err(Error::unsupported(
             src.path(),
             "a VMDK descriptor with separate extent files inside an archive is not supported",
@@ -226,35 +223,31 @@ pub(crate) fn probe_descriptor(src: &ByteSource, ctx: &mut ProbeContext) -> Resu
         ));
     }
     let mut warnings = Vec::new();
-    let backing = match desc.has_parent() {
-        true => Some(Box::new(probe_parent(src, &desc, ctx, &mut warnings)?)),
+    let parent = match desc.has_parent() {
+        true => Some(parent_of(src, &desc, in_archive, &mut warnings)?),
         false => None,
     };
-    Ok(DiskImage {
-        path: src.path().to_path_buf(),
-        region: None,
+    Ok(Parsed {
         format: ImageFormat::Vmdk,
         subformat: desc.create_type.clone(),
         virtual_size: desc.virtual_size(),
-        allocated_size: allocated_bytes(&files),
-        files,
-        backing,
         details: FormatDetails::Vmdk(details),
-        cross_check: None,
+        files: Some(files),
+        parent,
         warnings,
     })
 }
 
-/// Finds and probes the parent named by `parentFileNameHint`. A relative hint is resolved in the
-/// delta's directory (it may not climb out); an absolute hint, usual in ESXi exports
+/// The parent named by `parentFileNameHint`. A relative hint is resolved in the delta's
+/// directory (it may not climb out); an absolute hint, usual in ESXi exports
 /// (`/vmfs/volumes/…/base.vmdk`), is looked up by its file name beside the delta.
-fn probe_parent(
+fn parent_of(
     src: &ByteSource,
     desc: &VmdkDescriptor,
-    ctx: &mut ProbeContext,
+    in_archive: bool,
     warnings: &mut Vec<String>,
-) -> Result<DiskImage> {
-    if ctx.in_archive(src) {
+) -> Result<Parent> {
+    if in_archive {
         return Err(Error::unsupported(
             src.path(),
             "a VMDK snapshot delta inside an archive is not supported",
@@ -264,7 +257,7 @@ fn probe_parent(
         Error::invalid(src.path(), "VMDK delta has a parentCID but no parentFileNameHint")
     })?;
     let dir = src.path().parent().unwrap_or(Path::new("."));
-    let parent_path = if Path::new(hint).is_absolute() {
+    let path = if Path::new(hint).is_absolute() {
         let name = Path::new(hint).file_name().ok_or_else(|| {
             Error::invalid(src.path(), format!("parentFileNameHint {hint:?} has no file name"))
         })?;
@@ -276,24 +269,16 @@ fn probe_parent(
     } else {
         dir.join(confined_relative_path(src.path(), "parentFileNameHint", hint)?)
     };
-    let parent = ctx.probe_parent(&parent_path).map_err(|e| {
-        if e.kind() == ErrorKind::NotFound {
-            Error::invalid(
-                src.path(),
-                format!(
-                    "parent {:?} of this snapshot delta is missing",
-                    parent_path.display().to_string()
-                ),
-            )
-        } else {
-            e
-        }
-    })?;
-    if let (Some(want), FormatDetails::Vmdk(pd)) = (&desc.parent_cid, &parent.details)
-        && let Some(got) = &pd.cid
-        && !want.eq_ignore_ascii_case(got)
-    {
-        warnings.push(format!("parentCID {want} does not match the parent's CID {got}; the parent may have changed since the snapshot"));
-    }
-    Ok(parent)
+    let missing =
+        format!("parent {:?} of this snapshot delta is missing", path.display().to_string());
+    Ok(Parent { path, context: None, missing: Some(missing) })
+}
+
+/// A delta's parent whose `CID` is not the delta's `parentCID` may have changed since the
+/// snapshot: worth a warning, not a refusal.
+pub(super) fn parent_warning(child: &VmdkDetails, parent: &VmdkDetails) -> Option<String> {
+    let (want, got) = (child.parent_cid.as_ref()?, parent.cid.as_ref()?);
+    (!want.eq_ignore_ascii_case(got)).then(|| {
+        format!("parentCID {want} does not match the parent's CID {got}; the parent may have changed since the snapshot")
+    })
 }
