@@ -12,16 +12,13 @@ use serde::Serialize;
 use crate::appliance::{self, Appliance, Container};
 use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fix::{Change, FixOptions, fix_linux};
-use crate::guest::inspect::{Inspection, inspect};
+use crate::fix::{Change, FixOptions};
+use crate::guest::inspect::{Inspection, OsType, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::image::{DiskImage, ImageFormat};
-use crate::libvirt::DiskBus;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::CancelToken;
 use crate::qemu_img;
-use crate::windows::WindowsFixOptions;
-use crate::windows::fix::{driver_source, plan_windows};
 
 /// The result of inspecting an input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -171,7 +168,7 @@ fn inspect_probed(
     let g = Guest::open(&attached, &opts)?;
     let guest = inspect(&g, &dir)?;
     let boot_verdict = match &guest {
-        Some(insp) if insp.os_type == "linux" => {
+        Some(insp) if insp.os_type == OsType::Linux => {
             let source: Vec<String> = match &probed {
                 Probed::Appliance(a) => a.ovf.nics.iter().filter_map(|n| n.mac.clone()).collect(),
                 Probed::Disk(_) => Vec::new(),
@@ -181,18 +178,10 @@ fn inspect_probed(
         }
         _ => None,
     };
-    let mut planned_changes = Vec::new();
-    let mut plan_notes = Vec::new();
-    if let (Some(fix), Some(insp)) = (fix, &guest) {
-        if insp.os_type == "linux" {
-            let plan = FixOptions { dry_run: true, ..fix.clone() };
-            planned_changes = fix_linux(&g, insp, &plan, &dir)?;
-        } else if insp.windows.is_some() {
-            let src = driver_source(fix, &dir)?;
-            let opts = WindowsFixOptions::from_fix(fix, src.as_ref(), DiskBus::default());
-            plan_notes = plan_windows(insp, &opts)?;
-        }
-    }
+    let (planned_changes, plan_notes) = match (fix, &guest) {
+        (Some(fix), Some(insp)) => crate::fix::plan(&g, insp, fix, &dir)?,
+        _ => (Vec::new(), Vec::new()),
+    };
     g.close()?;
     Ok(InspectReport { input: probed, guest, planned_changes, plan_notes, boot_verdict })
 }

@@ -30,7 +30,6 @@ pub mod probe;
 pub mod progress;
 pub mod qemu_img;
 pub mod validate;
-pub mod windows;
 
 pub use appliance::Appliance;
 pub use convert::{ConvertOptions, ConvertOutput, ConvertReport, TargetFormat, convert};

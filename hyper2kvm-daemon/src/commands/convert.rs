@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use hyper2kvm::fix::{Change, FixOptions, GuestConfiguration, InitramfsMethod};
+use hyper2kvm::fix::{Action, Change, FixOptions, GuestConfiguration, InitramfsMethod};
 use hyper2kvm::guest::GuestOptions;
 use hyper2kvm::inspect_input::plan_conversion;
 use hyper2kvm::{CancelToken, ConvertOptions, Error, ErrorKind, ProbeOptions, TargetFormat};
@@ -155,9 +155,9 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
 fn print_changes(changes: &[Change]) {
     for c in changes {
         let detail = match (&c.old, &c.new) {
-            (Some(o), Some(n)) if c.action == "edit" => format!(": {o:?} -> {n:?}"),
-            (Some(o), None) if c.action == "edit" => format!(": removed {o:?}"),
-            (_, Some(n)) if c.action == "skip" => format!(" ({n})"),
+            (Some(o), Some(n)) if c.action == Action::Edit => format!(": {o:?} -> {n:?}"),
+            (Some(o), None) if c.action == Action::Edit => format!(": removed {o:?}"),
+            (_, Some(n)) if c.action == Action::Skip => format!(" ({n})"),
             _ => String::new(),
         };
         eprintln!("change: {} {} {}{detail}", c.fixer, c.action, c.file);

@@ -245,7 +245,7 @@ impl Devices {
 /// Verifies a Linux guest's boot chain for `target`. The guest's file systems must be mounted
 /// as inspection left them. `scratch` is a host directory for reading the initramfs.
 pub fn verify(g: &Guest, insp: &Inspection, target: &Target, scratch: &Path) -> Result<Verdict> {
-    if insp.os_type != "linux" {
+    if insp.os_type != crate::guest::inspect::OsType::Linux {
         return Ok(Verdict::from_checks(Vec::new()));
     }
     let mut devs = Devices::read(g, target.disk_prefix, target.bus);

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::bootchain::{self, Target, Verdict};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fix::{Change, FixOptions, fix_linux};
-use crate::guest::inspect::{Inspection, inspect};
+use crate::fix::{Change, FixOptions};
+use crate::guest::inspect::{Inspection, OsType, inspect};
 use crate::guest::{Guest, GuestDisk, GuestOptions};
 use crate::libvirt::{DiskBus, NicModel};
 use crate::progress::{Progress, Stage};
@@ -80,9 +80,9 @@ pub(crate) fn fix_outputs(
     stage(progress, Stage::Inspect, 0);
     let g = Guest::open(req.disks, &GuestOptions { writable: !fix.dry_run, ..req.guest.clone() })?;
     let result = (|| {
-        let locked = crate::windows::inspect::bitlocker_volumes(&g);
+        let locked = crate::guest::windows::bitlocker_volumes(&g);
         if !locked.is_empty() {
-            let why = crate::windows::inspect::bitlocker_refusal();
+            let why = crate::guest::windows::bitlocker_refusal();
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!("{}: {why}", locked.join(", ")),
@@ -100,37 +100,21 @@ pub(crate) fn fix_outputs(
         if let Some(why) = insp.windows.as_ref().and_then(|w| w.refusal()) {
             return Err(Error::new(ErrorKind::Unsupported, why));
         }
-        if insp.os_type == "windows" && insp.windows.is_some() {
-            let src = crate::windows::fix::driver_source(fix, scratch)?;
-            let opts = crate::windows::WindowsFixOptions::from_fix(fix, src.as_ref(), disk_bus);
-            if fix.dry_run {
-                let w = "fixes are off: the Windows guest was not given virtio drivers and may \
-                         not boot from a virtio disk"
-                    .to_string();
-                return Ok(FixOutcome {
-                    guest: Some(insp),
-                    warnings: vec![w],
-                    ..Default::default()
-                });
-            }
-            let done = crate::windows::fix_windows(&g, &insp, &opts)?;
+        let linux = insp.os_type == OsType::Linux;
+        let before = if linux && req.print_fstab { g.read_text("/etc/fstab")? } else { None };
+        // Read before the fixers remove the MAC pinning.
+        let macs = if linux { bootchain::target_macs(&g, source_macs)? } else { Vec::new() };
+        let fixed = crate::fix::apply(&g, &insp, fix, scratch, disk_bus)?;
+        if !linux {
             return Ok(FixOutcome {
                 guest: Some(insp),
-                changes: done.changes,
-                warnings: done.warnings,
-                fstab: None,
-                devices: Some((done.disk_bus, done.nic_model)),
+                changes: fixed.changes,
+                warnings: fixed.warnings,
+                devices: fixed.devices,
                 ..Default::default()
             });
         }
-        if insp.os_type != "linux" {
-            let w = format!("{} guests are converted without fixes for now", insp.os_type);
-            return Ok(FixOutcome { guest: Some(insp), warnings: vec![w], ..Default::default() });
-        }
-        let before = if req.print_fstab { g.read_text("/etc/fstab")? } else { None };
-        // Read before the fixers remove the MAC pinning.
-        let macs = bootchain::target_macs(&g, source_macs)?;
-        let changes = fix_linux(&g, &insp, fix, scratch)?;
+        let changes = fixed.changes;
         let fstab = match before {
             Some(before) => {
                 let after = g.read_text("/etc/fstab")?.unwrap_or_default();

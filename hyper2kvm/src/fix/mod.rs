@@ -1,30 +1,31 @@
-//! Changing a Linux guest so it boots on KVM: small fixers, each with a plan and a record.
+//! Changing a guest so it boots on KVM: [`linux`] (small fixers, each with a plan and a
+//! record) and [`windows`] (drivers, services and the first-boot script through the hives).
+//! The options say what may be done; the guest's [`OsType`] picks the fixer.
 //!
-//! Every fixer looks at the mounted guest and the [`Inspection`], and returns the [`Change`]s
-//! it makes — file, action, old line, new line. With `dry_run` nothing is written and the list
-//! is the plan. Fixers only ever run on our own converted outputs (or on a throw-away overlay
-//! for a dry run), never on a source.
+//! Every fix returns the [`Change`]s it makes — file, action, old line, new line. With
+//! `dry_run` nothing is written and the list is the plan. Fixes only ever run on our own
+//! converted outputs (or on a throw-away overlay for a dry run), never on a source.
 
-mod bootloader;
-mod configure;
-mod fstab;
-mod initramfs;
-mod inject;
-mod network;
-mod tools;
+pub mod linux;
+pub mod windows;
 
-use std::path::Path;
 use std::str::FromStr;
 
 use serde::Serialize;
 
-pub use configure::{
+pub use crate::guest::inspect::OsType;
+pub use crate::guest::{Action, Change};
+pub use linux::configure::{
     GuestConfiguration, HostEntry, Hostname, NetworkFiles, NetworkdFile, Services, User, Users,
 };
+pub use linux::fix_linux;
+
+use std::path::Path;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::guest::Guest;
 use crate::guest::inspect::Inspection;
+use crate::libvirt::{DiskBus, NicModel};
 
 /// How `/etc/fstab` (and crypttab, resume) device names are rewritten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -112,204 +113,73 @@ impl Default for FixOptions {
     }
 }
 
-/// One change made (or planned) in the guest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Change {
-    /// The fixer that made it.
-    pub fixer: &'static str,
-    /// `edit`, `create`, `delete`, `run`, `skip`.
-    pub action: &'static str,
-    /// The guest file (or the command, for `run`).
-    pub file: String,
-    /// The old line or content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old: Option<String>,
-    /// The new line or content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<String>,
-}
-
-impl Change {
-    fn new(fixer: &'static str, action: &'static str, file: impl Into<String>) -> Change {
-        Change { fixer, action, file: file.into(), old: None, new: None }
-    }
-
-    fn lines(mut self, old: Option<String>, new: Option<String>) -> Change {
-        self.old = old;
-        self.new = new;
-        self
-    }
-}
-
-/// Shared by the fixers: the guest, the options and the log of changes.
-pub(crate) struct Fixer<'a> {
-    pub g: &'a Guest,
-    pub insp: &'a Inspection,
-    pub opts: &'a FixOptions,
+/// What [`apply`] did to a guest.
+#[derive(Debug, Default)]
+pub struct Fixed {
+    /// Every change, in order.
     pub changes: Vec<Change>,
+    /// What did not stop the fixes but is worth knowing.
+    pub warnings: Vec<String>,
+    /// For a Windows guest: the disk bus and NIC model it now has drivers for.
+    pub devices: Option<(DiskBus, NicModel)>,
 }
 
-impl Fixer<'_> {
-    /// Rewrites `path` line by line with `edit` (which returns the new line, or `None` to keep
-    /// it, or `Some("")`-free removal via [`LineEdit::Delete`]); records every changed line.
-    pub fn edit_lines(
-        &mut self,
-        fixer: &'static str,
-        path: &str,
-        mut edit: impl FnMut(&str) -> LineEdit,
-    ) -> Result<bool> {
-        let Some(text) = self.g.read_text(path)? else { return Ok(false) };
-        let mut out = String::with_capacity(text.len());
-        let mut changed = false;
-        for line in text.split_inclusive('\n') {
-            let body = line.strip_suffix('\n').unwrap_or(line);
-            match edit(body) {
-                LineEdit::Keep => out.push_str(line),
-                LineEdit::Replace(new) => {
-                    changed = true;
-                    self.changes.push(
-                        Change::new(fixer, "edit", path)
-                            .lines(Some(body.into()), Some(new.clone())),
-                    );
-                    out.push_str(&new);
-                    if line.ends_with('\n') {
-                        out.push('\n');
-                    }
-                }
-                LineEdit::Delete => {
-                    changed = true;
-                    self.changes
-                        .push(Change::new(fixer, "edit", path).lines(Some(body.into()), None));
-                }
-            }
-        }
-        if changed && !self.opts.dry_run {
-            if self.opts.backup {
-                self.backup(fixer, path);
-            }
-            self.g.write(path, out.as_bytes())?;
-        }
-        Ok(changed)
-    }
-
-    /// Keeps `PATH.hyper2kvm.bak` before a change: a symbolic link is copied as a link (never
-    /// followed: an absolute link points into the guest, not the appliance), a regular file
-    /// by content, anything else is skipped. A backup that cannot be made is recorded as a
-    /// skip and never fails the job.
-    pub fn backup(&mut self, fixer: &'static str, path: &str) {
-        let bak = format!("{path}.hyper2kvm.bak");
-        let h = self.g.handle();
-        let made = if h.is_symlink(path).unwrap_or(false) {
-            h.readlink(path)
-                .and_then(|target| {
-                    let _ = h.rm_f(&bak);
-                    h.ln_s(&target, &bak)
-                })
-                .map_err(|e| crate::guest::gerr("copying the link", e).message().to_string())
-        } else if h
-            .is_file(path, guestfs::IsFileOptArgs { followsymlinks: Some(false) })
-            .unwrap_or(false)
-        {
-            self.g
-                .read(path)
-                .and_then(|b| self.g.write(&bak, &b.unwrap_or_default()))
-                .map_err(|e| e.message().to_string())
-        } else {
-            Err("not a regular file or a symbolic link".to_string())
-        };
-        if let Err(why) = made {
-            self.skip(fixer, &bak, &format!("no backup of {path}: {why}"));
-        }
-    }
-
-    /// Creates (or replaces) a file.
-    pub fn create(&mut self, fixer: &'static str, path: &str, content: &str) -> Result<()> {
-        let old = self.g.read_text(path)?;
-        if old.as_deref() == Some(content) {
-            return Ok(());
-        }
-        self.changes.push(Change::new(fixer, "create", path).lines(old, Some(content.into())));
-        if !self.opts.dry_run {
-            self.g.write(path, content.as_bytes())?;
-        }
-        Ok(())
-    }
-
-    /// Deletes a file or symbolic link.
-    pub fn delete(&mut self, fixer: &'static str, path: &str) -> Result<()> {
-        let old = if self.g.handle().is_symlink(path).unwrap_or(false) {
-            self.g.handle().readlink(path).ok().map(|t| format!("-> {t}"))
-        } else {
-            self.g.read_text(path)?
-        };
-        self.changes.push(Change::new(fixer, "delete", path).lines(old, None));
-        if !self.opts.dry_run {
-            if self.opts.backup {
-                self.backup(fixer, path);
-            }
-            self.g
-                .handle()
-                .rm_f(path)
-                .map_err(|e| crate::guest::gerr(&format!("deleting {path}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Runs a guest program (recorded; skipped in a dry run).
-    pub fn run(&mut self, fixer: &'static str, argv: &[&str]) -> Result<()> {
-        self.changes.push(Change::new(fixer, "run", argv.join(" ")));
-        if !self.opts.dry_run {
-            self.g.command(argv)?;
-        }
-        Ok(())
-    }
-
-    /// Records a decision not to act.
-    pub fn skip(&mut self, fixer: &'static str, what: &str, why: &str) {
-        self.changes.push(Change::new(fixer, "skip", what).lines(None, Some(why.into())));
-    }
-}
-
-/// What an editor does with one line.
-pub(crate) enum LineEdit {
-    Keep,
-    Replace(String),
-    Delete,
-}
-
-/// Applies (or plans) every Linux fix; returns the changes in order. `scratch` is a host
+/// Fixes the guest for KVM with its OS's fixer: Linux by [`linux`], Windows by [`windows`]
+/// (with the drivers for `disk_bus`), any other system is converted as it is, with a warning.
+/// With `opts.dry_run` a Linux guest's changes are planned, not made. `scratch` is a host
 /// directory for files read out of the guest (the output directory).
-pub fn fix_linux(
+pub fn apply(
     g: &Guest,
     insp: &Inspection,
     opts: &FixOptions,
     scratch: &Path,
-) -> Result<Vec<Change>> {
-    if insp.os_type != "linux" {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("no fixes for {} guests yet", insp.os_type),
-        ));
+    disk_bus: DiskBus,
+) -> Result<Fixed> {
+    match &insp.os_type {
+        OsType::Linux => {
+            Ok(Fixed { changes: fix_linux(g, insp, opts, scratch)?, ..Fixed::default() })
+        }
+        OsType::Windows if insp.windows.is_some() => {
+            if opts.dry_run {
+                let w = "fixes are off: the Windows guest was not given virtio drivers and may \
+                         not boot from a virtio disk";
+                return Ok(Fixed { warnings: vec![w.into()], ..Fixed::default() });
+            }
+            let src = windows::fix::driver_source(opts, scratch)?;
+            let wopts = windows::WindowsFixOptions::from_fix(opts, src.as_ref(), disk_bus);
+            let done = windows::fix_windows(g, insp, &wopts)?;
+            Ok(Fixed {
+                changes: done.changes,
+                warnings: done.warnings,
+                devices: Some((done.disk_bus, done.nic_model)),
+            })
+        }
+        other => {
+            let w = format!("{other} guests are converted without fixes for now");
+            Ok(Fixed { warnings: vec![w], ..Fixed::default() })
+        }
     }
-    let mut f = Fixer { g, insp, opts, changes: Vec::new() };
-    fstab::fix(&mut f)?;
-    if opts.update_grub {
-        bootloader::fix(&mut f)?;
+}
+
+/// What the fixes would do to the guest, changing nothing: a Linux guest's planned changes,
+/// and notes (for Windows, the drivers it would get, or why it would be refused).
+pub fn plan(
+    g: &Guest,
+    insp: &Inspection,
+    opts: &FixOptions,
+    scratch: &Path,
+) -> Result<(Vec<Change>, Vec<String>)> {
+    match &insp.os_type {
+        OsType::Linux => {
+            let plan = FixOptions { dry_run: true, ..opts.clone() };
+            Ok((fix_linux(g, insp, &plan, scratch)?, Vec::new()))
+        }
+        _ if insp.windows.is_some() => {
+            let src = windows::fix::driver_source(opts, scratch)?;
+            let wopts =
+                windows::WindowsFixOptions::from_fix(opts, src.as_ref(), DiskBus::default());
+            Ok((Vec::new(), windows::fix::plan_windows(insp, &wopts)?))
+        }
+        _ => Ok((Vec::new(), Vec::new())),
     }
-    network::fix(&mut f)?;
-    if opts.remove_vmware_tools {
-        tools::fix(&mut f)?;
-    }
-    tools::enable_guest_agent(&mut f)?;
-    if !opts.configuration.is_empty() {
-        configure::apply(&mut f, &opts.configuration)?;
-    }
-    // Last: the initramfs must be built from the fixed fstab/resume configuration.
-    if opts.regen_initramfs {
-        initramfs::fix(&mut f, scratch)?;
-    }
-    if insp.selinux.as_deref() == Some("enforcing") {
-        f.create("selinux", "/.autorelabel", "")?;
-    }
-    Ok(f.changes)
 }

@@ -43,13 +43,57 @@ impl Kernel {
     }
 }
 
+/// The kind of operating system, which decides how it is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum OsType {
+    /// Linux: fixed by [`crate::fix::linux`].
+    Linux,
+    /// Windows: fixed by [`crate::fix::windows`].
+    Windows,
+    /// Another system libguestfs names (`freebsd`, `hurd`, …), converted without fixes.
+    Other(String),
+}
+
+impl OsType {
+    /// From libguestfs's name for it (`unknown` when inspection could not tell).
+    pub fn from_name(name: &str) -> OsType {
+        match name {
+            "linux" => OsType::Linux,
+            "windows" => OsType::Windows,
+            "" => OsType::Other("unknown".into()),
+            other => OsType::Other(other.to_string()),
+        }
+    }
+
+    /// Its name: `linux`, `windows`, or libguestfs's.
+    pub fn as_str(&self) -> &str {
+        match self {
+            OsType::Linux => "linux",
+            OsType::Windows => "windows",
+            OsType::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for OsType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for OsType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// Everything inspection found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Inspection {
     /// How the appliance ran.
     pub accel: Accel,
     /// `linux`, `windows`, …
-    pub os_type: String,
+    pub os_type: OsType,
     /// `debian`, `rhel`, `ubuntu`, …
     pub distro: String,
     /// `12.0`.
@@ -85,7 +129,7 @@ pub struct Inspection {
     /// `enforcing`, `permissive`, `disabled`, when SELinux is configured.
     pub selinux: Option<String>,
     /// Windows facts (absent for other systems).
-    pub windows: Option<crate::windows::WindowsInfo>,
+    pub windows: Option<super::windows::WindowsInfo>,
 }
 
 /// Inspects the guest and mounts its filesystems (read-only unless the disks are writable).
@@ -114,7 +158,7 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
     let (partition_table, firmware) = firmware(g);
     let mut insp = Inspection {
         accel: g.accel(),
-        os_type: get(h.inspect_get_type(&root)),
+        os_type: OsType::from_name(&get(h.inspect_get_type(&root))),
         distro: get(h.inspect_get_distro(&root)),
         version: format!("{major}.{minor}"),
         product_name: get(h.inspect_get_product_name(&root)),
@@ -152,10 +196,10 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
         }
     }
     tracing::info!("found {} {} {}", insp.os_type, insp.distro, insp.version);
-    if insp.os_type == "windows" {
-        insp.windows = crate::windows::inspect::inspect_windows(g, &root);
+    if insp.os_type == OsType::Windows {
+        insp.windows = super::windows::inspect_windows(g, &root);
     }
-    if insp.os_type == "linux" {
+    if insp.os_type == OsType::Linux {
         insp.kernels = kernels(g, scratch)?;
         tracing::info!("read {} kernel(s) and their initramfs", insp.kernels.len());
         insp.selinux = g.read_text("/etc/selinux/config")?.and_then(|t| {

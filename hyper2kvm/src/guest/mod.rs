@@ -2,11 +2,15 @@
 //!
 //! [`Guest::open`] starts the libguestfs appliance on one or more disks — read-only for
 //! inspection, read-write only on our own converted outputs — choosing KVM or TCG with
-//! [`accel`]. [`inspect`] reads the operating system; [`fix`](crate::fix) changes it.
+//! [`accel`]. [`inspect`] reads the operating system (a Windows guest from its hives through
+//! [`registry`] and [`windows`]); [`fix`](crate::fix) changes it and records each [`Change`].
 
 pub mod accel;
+mod change;
 pub mod initramfs;
 pub mod inspect;
+pub mod registry;
+pub mod windows;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::ImageFormat;
 pub use accel::{Accel, AccelChoice};
+pub use change::{Action, Change};
 
 /// One disk handed to the appliance.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use super::model::{
 };
 use crate::appliance::ovf::OvfDescriptor;
 use crate::error::{Error, ErrorKind, Result};
-use crate::guest::inspect::Inspection;
+use crate::guest::inspect::{Inspection, OsType};
 
 /// Memory when the source does not say (MiB).
 pub const DEFAULT_MEMORY_MIB: u64 = 2048;
@@ -198,7 +198,7 @@ fn is_uuid(s: &str) -> bool {
 
 fn is_windows(desc: &VmDescription, insp: Option<&Inspection>) -> bool {
     match insp {
-        Some(i) if i.os_type != "unknown" && !i.os_type.is_empty() => i.os_type == "windows",
+        Some(i) if i.os_type != OsType::Other("unknown".into()) => i.os_type == OsType::Windows,
         _ => desc.os_id.as_deref().is_some_and(|o| o.to_ascii_lowercase().starts_with("win")),
     }
 }

@@ -52,7 +52,7 @@ pub struct JobOptions {
     /// daemon's `{vm_name}.report.json`, contract section 3).
     pub report_file: Option<String>,
     /// The virtio-win drivers for Windows guests (else `VIRTIO_WIN`, else the defaults of
-    /// [`crate::windows::DriverSource::locate`]).
+    /// [`crate::fix::windows::DriverSource::locate`]).
     pub virtio_win: Option<PathBuf>,
     /// Convert Windows guests without virtio drivers (SATA, e1000) instead of refusing.
     pub allow_no_virtio: bool,

@@ -88,7 +88,7 @@ impl GuestSummary {
     /// From an inspection.
     pub fn from_inspection(i: &Inspection) -> GuestSummary {
         GuestSummary {
-            os: i.os_type.clone(),
+            os: i.os_type.to_string(),
             distro: i.distro.clone(),
             version: i.version.clone(),
             arch: i.arch.clone(),

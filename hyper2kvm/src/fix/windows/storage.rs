@@ -6,12 +6,12 @@
 
 use sha2::{Digest, Sha256};
 
-use super::WindowsInfo;
-use super::registry::{Hive, RegValue};
 use super::virtio_win::{Arch, DriverFiles};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fix::Change;
 use crate::guest::Guest;
+use crate::guest::registry::{Hive, RegValue};
+use crate::guest::windows::WindowsInfo;
+use crate::guest::{Action, Change};
 
 /// The SCSI adapter device class.
 pub const SCSI_ADAPTER_CLASS: &str = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
@@ -110,7 +110,7 @@ pub fn copy_sys(g: &Guest, files: &DriverFiles, drivers_dir: &str) -> Result<Cha
         .map_err(|e| gerr(&format!("copying {dest}"), e))?;
     Ok(Change {
         fixer: "windows-drivers",
-        action: if existed { "edit" } else { "create" },
+        action: if existed { Action::Edit } else { Action::Create },
         file: dest,
         old: None,
         new: Some(format!("{} ({})", sys.display(), files.os_dir)),

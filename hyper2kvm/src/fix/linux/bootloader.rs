@@ -122,7 +122,7 @@ fn efi_fallback(f: &mut Fixer<'_>) -> Result<()> {
         _ => format!("{esp}/EFI/BOOT"),
     };
     f.changes.push(
-        super::Change::new(FIXER, "create", format!("{boot}/BOOTX64.EFI"))
+        super::Change::new(FIXER, super::Action::Create, format!("{boot}/BOOTX64.EFI"))
             .lines(None, Some(format!("copy of {loader}"))),
     );
     let mut copies = vec![(loader.clone(), format!("{boot}/BOOTX64.EFI"))];

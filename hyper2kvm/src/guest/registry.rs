@@ -1,9 +1,8 @@
 //! A Windows guest's registry hives through libguestfs's hivex calls: read (inspection) or
 //! edited offline, each change recorded (hive, key, value, old, new) like the Linux file edits.
 
+use super::{Action, Change, Guest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::fix::Change;
-use crate::guest::Guest;
 
 const FIXER: &str = "windows-registry";
 
@@ -156,7 +155,7 @@ impl<'a> Hive<'a> {
                         .map_err(|e| herr(&format!("creating {shown}"), e))?;
                     self.changes.push(Change {
                         fixer: FIXER,
-                        action: "create",
+                        action: Action::Create,
                         file: shown.clone(),
                         old: None,
                         new: None,
@@ -207,7 +206,7 @@ impl<'a> Hive<'a> {
             .map_err(|e| herr(&format!("setting {name}"), e))?;
         self.changes.push(Change {
             fixer: FIXER,
-            action: "edit",
+            action: Action::Edit,
             file: format!("{}\\{}\\{name}", self.name, path.join("\\")),
             old,
             new: Some(value.show()),

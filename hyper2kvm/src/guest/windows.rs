@@ -7,9 +7,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::Guest;
 use super::registry::Hive;
-use super::virtio_win::WindowsRelease;
-use crate::guest::Guest;
+
+/// A Windows release, from the SOFTWARE hive's version numbers and installation type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WindowsRelease {
+    /// `CurrentMajorVersionNumber` (or the major part of `CurrentVersion`).
+    pub major: u32,
+    /// `CurrentMinorVersionNumber` (or the minor part).
+    pub minor: u32,
+    /// `CurrentBuildNumber`.
+    pub build: u32,
+    /// `InstallationType` is `Server` (or `Server Core`).
+    pub server: bool,
+}
 
 /// VMware's services and drivers that stop mattering on KVM (set to `Start`=4 at conversion).
 pub const VMWARE_SERVICES: [&str; 14] = [

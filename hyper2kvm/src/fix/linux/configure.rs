@@ -331,7 +331,7 @@ fn create_user(f: &mut Fixer<'_>, u: &User) -> Result<()> {
         }
         argv.push(&u.name);
         shown.push(&u.name);
-        f.changes.push(Change::new(FIXER, "run", shown.join(" ")));
+        f.changes.push(Change::new(FIXER, super::Action::Run, shown.join(" ")));
         if !f.opts.dry_run {
             f.g.command(&argv)?;
         }

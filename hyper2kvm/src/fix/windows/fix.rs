@@ -18,15 +18,16 @@
 use serde::Serialize;
 
 use super::firstboot::{self, FirstBoot};
-use super::registry::{Hive, RegValue};
 use super::storage::{self, StorageDriver, VIOSCSI, VIOSTOR};
 use super::virtio_win::{Arch, DriverFiles, DriverSource};
 use crate::error::{Error, ErrorKind, Result};
+use crate::guest::registry::{Hive, RegValue};
 use std::path::Path;
 
-use crate::fix::{Change, FixOptions};
+use crate::fix::FixOptions;
 use crate::guest::Guest;
 use crate::guest::inspect::Inspection;
+use crate::guest::{Action, Change};
 use crate::libvirt::{DiskBus, NicModel};
 
 const FIXER: &str = "windows-drivers";
@@ -88,7 +89,7 @@ fn guest_dir(g: &Guest, parent: &str, name: &str, changes: &mut Vec<Change>) -> 
     h.mkdir(&path).map_err(|e| gerr(&format!("creating {path}"), e))?;
     changes.push(Change {
         fixer: FIXER,
-        action: "create",
+        action: Action::Create,
         file: format!("{path}/"),
         old: None,
         new: None,
@@ -107,7 +108,7 @@ fn copy_files(g: &Guest, files: &DriverFiles, dir: &str, changes: &mut Vec<Chang
             .map_err(|e| gerr(&format!("copying {dest}"), e))?;
         changes.push(Change {
             fixer: FIXER,
-            action: if existed { "edit" } else { "create" },
+            action: if existed { Action::Edit } else { Action::Create },
             file: dest,
             old: None,
             new: Some(format!("{} ({} {})", files.driver, files.os_dir, name)),
@@ -223,7 +224,13 @@ fn write_script(g: &Guest, first: &FirstBoot, changes: &mut Vec<Change>) -> Resu
     let old = g.read_text(&path)?;
     if old.as_deref() != Some(script.as_str()) {
         g.write(&path, script.as_bytes())?;
-        changes.push(Change { fixer: FIXER, action: "create", file: path, old, new: Some(script) });
+        changes.push(Change {
+            fixer: FIXER,
+            action: Action::Create,
+            file: path,
+            old,
+            new: Some(script),
+        });
     }
     Ok(())
 }

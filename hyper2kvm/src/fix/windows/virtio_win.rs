@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use super::iso9660::IsoImage;
 use crate::error::{Error, Result};
+use crate::guest::windows::WindowsRelease;
 
 /// Where `VIRTIO_WIN` and `--virtio-win` are not given: the ISO, then the RPM's tree.
 pub const DEFAULT_ISO: &str = "/usr/share/virtio-win/virtio-win.iso";
@@ -46,19 +47,6 @@ impl Arch {
             _ => None,
         }
     }
-}
-
-/// A Windows release, from the SOFTWARE hive's version numbers and installation type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct WindowsRelease {
-    /// `CurrentMajorVersionNumber` (or the major part of `CurrentVersion`).
-    pub major: u32,
-    /// `CurrentMinorVersionNumber` (or the minor part).
-    pub minor: u32,
-    /// `CurrentBuildNumber`.
-    pub build: u32,
-    /// `InstallationType` is `Server` (or `Server Core`).
-    pub server: bool,
 }
 
 const CLIENT: [&str; 5] = ["w11", "w10", "w8.1", "w8", "w7"];

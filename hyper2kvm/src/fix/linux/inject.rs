@@ -220,7 +220,8 @@ pub(crate) fn inject(
         wanted.join(" ")
     );
     super::initramfs::ensure_tool_config(f, wanted)?;
-    f.changes.push(super::Change::new(FIXER, "edit", image).lines(None, Some(summary)));
+    f.changes
+        .push(super::Change::new(FIXER, super::Action::Edit, image).lines(None, Some(summary)));
     if f.opts.dry_run {
         return Ok(true);
     }

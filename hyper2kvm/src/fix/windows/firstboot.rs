@@ -10,9 +10,9 @@
 //! (`start /b`) and keeps running. This was not tried on a real Windows here (none can be
 //! booted on these machines); the tests check the files and registry entries it consists of.
 
-use super::WindowsInfo;
-use super::registry::{Hive, RegValue};
 use crate::error::Result;
+use crate::guest::registry::{Hive, RegValue};
+use crate::guest::windows::WindowsInfo;
 
 /// The service's name.
 pub const SERVICE: &str = "hyper2kvm-firstboot";
