@@ -51,6 +51,7 @@ check-header: build
 lint: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	python3 scripts/check-layers.py
 
 bench: build
 	bench/convert.sh

@@ -3,6 +3,8 @@
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 for bad usage or bad input.
 
+#![warn(missing_docs)]
+
 mod cli;
 mod commands;
 mod daemon;

@@ -13,6 +13,7 @@
 //! no-op.
 
 #![allow(non_camel_case_types)]
+#![warn(missing_docs)]
 
 mod job;
 mod options;

@@ -175,3 +175,17 @@ def test_the_wheel_installs_into_a_fresh_venv(tmp_path, vmdk):
                          text=True, cwd=tmp_path).stdout.split()
     assert out[0] == hyper2kvm.__version__ and out[1] == "vmdk"
     assert out[2].startswith(str(venv)), "imported from the fresh venv"
+
+
+def test_every_error_kind_has_its_own_class():
+    from hyper2kvm import _hyper2kvm
+
+    table = _hyper2kvm.error_classes()
+    codes = [code for _, _, code in table]
+    assert codes == list(range(1, len(table) + 1)), table
+    classes = [cls for _, cls, _ in table]
+    assert len(set(classes)) == len(classes), f"two kinds share a class: {table}"
+    for kind, cls, _ in table:
+        klass = getattr(hyper2kvm, cls)
+        assert issubclass(klass, hyper2kvm.Error), cls
+        assert klass("m", kind).kind == kind

@@ -1,12 +1,17 @@
 //! The one public error type of the engine.
 //!
 //! Every fallible function returns [`Error`]: a small [`ErrorKind`] that callers branch on (the C
-//! result codes and the Python exception classes are derived from it one to one), the file and
-//! offset it concerns, a human-readable message, and the detailed cause as a boxed source.
+//! result codes and the Python exception classes are derived from it one to one), where it
+//! happened (the file, the byte offset, the pipeline [`Stage`]), a human-readable message, and
+//! the detailed cause as a boxed source — a module's own `thiserror` enum (e.g.
+//! [`crate::qemu_img::ToolError`], [`crate::guest::GuestfsError`]) or an I/O error — so that
+//! [`std::error::Error::source`] chains reach the detail and [`Error::to_json`] lists them.
 
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::progress::Stage;
 
 /// What went wrong, in the coarse terms a caller can act on.
 ///
@@ -108,6 +113,7 @@ pub struct Error {
     kind: ErrorKind,
     path: Option<PathBuf>,
     offset: Option<u64>,
+    stage: Option<Stage>,
     message: String,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -118,7 +124,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error { kind, path: None, offset: None, message: message.into(), source: None }
+        Error { kind, path: None, offset: None, stage: None, message: message.into(), source: None }
     }
 
     /// Shorthand for an [`ErrorKind::InvalidInput`] error about `path`.
@@ -151,6 +157,12 @@ impl Error {
         self
     }
 
+    /// Attaches the pipeline stage the error arose in (kept if one is already set).
+    pub fn with_stage(mut self, stage: Stage) -> Error {
+        self.stage.get_or_insert(stage);
+        self
+    }
+
     /// Attaches the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.source = Some(Box::new(source));
@@ -178,12 +190,29 @@ impl Error {
         self.offset
     }
 
+    /// The pipeline stage it arose in, if known.
+    pub fn stage(&self) -> Option<Stage> {
+        self.stage
+    }
+
+    /// The messages of the chain of causes below this error, outermost first.
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        out
+    }
+
     /// The message without path or offset.
     pub fn message(&self) -> &str {
         &self.message
     }
 
-    /// A JSON object describing the error (`kind`, `message`, `path`, `offset`, `detail`).
+    /// A JSON object describing the error (`kind`, `code`, `message`, `path`, `offset`,
+    /// `stage`, and `causes`: the messages of its chain of sources).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "kind": self.kind,
@@ -191,6 +220,8 @@ impl Error {
             "message": self.to_string(),
             "path": self.path,
             "offset": self.offset,
+            "stage": self.stage,
+            "causes": self.causes(),
         })
     }
 }
@@ -231,6 +262,23 @@ mod tests {
         for (i, kind) in ErrorKind::ALL.iter().enumerate() {
             assert_eq!(*kind as u32, i as u32 + 1, "{kind}");
         }
+    }
+
+    #[test]
+    fn causes_and_stage_are_kept_and_listed() {
+        let io = io::Error::new(io::ErrorKind::UnexpectedEof, "short read");
+        let inner = Error::io("/x/a.vhd", "reading the footer", io);
+        let outer = Error::new(ErrorKind::InvalidInput, "disk-0 is unreadable")
+            .with_source(inner)
+            .with_stage(Stage::Convert)
+            .with_stage(Stage::Output);
+        assert_eq!(outer.stage(), Some(Stage::Convert), "the first stage set wins");
+        let j = outer.to_json();
+        assert_eq!(j["stage"], "convert");
+        assert_eq!(
+            j["causes"],
+            serde_json::json!(["/x/a.vhd: reading the footer: short read", "short read"])
+        );
     }
 
     #[test]

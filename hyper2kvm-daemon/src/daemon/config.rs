@@ -43,6 +43,45 @@ const KEYS: &[(&str, &str)] = &[
     ("WORKFLOW_DIR", ""),
 ];
 
+/// A setting that cannot be used, named with where it came from. The value checkers below
+/// return a bare problem (`"0 is out of range (1-86400)"`); [`Config::load`] places it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `--instance` is not a plain name.
+    #[error("--instance: {0:?} may only hold A-Z, a-z, 0-9, ., _ and -")]
+    Instance(String),
+    /// The config file exists but cannot be read.
+    #[error("{}: cannot read the config file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the config file is not `KEY=VALUE` with a known key and a well-quoted value.
+    #[error("{}:{line}: {problem}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The line number (from 1).
+        line: usize,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A value is malformed or out of range.
+    #[error("{origin}: {key}: {problem}")]
+    Value {
+        /// Where it came from: `FILE:LINE`, `environment`, `--flag` or `default`.
+        origin: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
 /// Where a value came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Origin {
@@ -170,7 +209,7 @@ fn unquote(v: &str) -> Result<String, String> {
 }
 
 /// Parses `KEY=VALUE` lines (`#` comments, blank lines, optional `export `, quotes).
-fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String, usize)>, String> {
+fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String, usize)>, ConfigError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let n = n + 1;
@@ -179,7 +218,8 @@ fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String, usize)>, S
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let at = |why: String| format!("{}:{n}: {why}", path.display());
+        let at =
+            |problem: String| ConfigError::Syntax { path: path.to_path_buf(), line: n, problem };
         let Some((k, v)) = line.split_once('=') else {
             return Err(at(format!("{line:?} is not KEY=VALUE")));
         };
@@ -267,9 +307,14 @@ impl Values<'_> {
         self.0.get(k).map(|(_, o)| o).unwrap_or(&Origin::Default)
     }
 
-    /// `r`, its error prefixed with where the value came from and the key.
-    fn check<T>(&self, k: &str, r: Result<T, String>) -> Result<T, String> {
-        r.map_err(|e| format!("{}: {k}: {e}", self.origin(k)))
+    /// `r`, its problem placed at the key and where its value came from.
+    fn check<T>(&self, k: &str, r: Result<T, String>) -> Result<T, ConfigError> {
+        r.map_err(|problem| self.error(k, problem))
+    }
+
+    /// A problem with the value of `k`.
+    fn error(&self, k: &str, problem: String) -> ConfigError {
+        ConfigError::Value { origin: self.origin(k).to_string(), key: k.to_string(), problem }
     }
 }
 
@@ -301,13 +346,16 @@ impl Config {
     }
 
     /// Reads and checks every setting. `env` looks up environment variables.
-    pub fn load(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, String> {
+    pub fn load(
+        flags: &Flags,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         if let Some(n) = &flags.instance
             && (n.is_empty()
                 || !n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
                 || n.starts_with('.'))
         {
-            return Err(format!("--instance: {n:?} may only hold A-Z, a-z, 0-9, ., _ and -"));
+            return Err(ConfigError::Instance(n.clone()));
         }
         let instance = flags.instance.as_deref();
         let mut values: BTreeMap<&str, (String, Origin)> =
@@ -328,7 +376,7 @@ impl Config {
                 Some(file)
             }
             Err(e) if flags.config.is_some() || e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("{}: cannot read the config file: {e}", file.display()));
+                return Err(ConfigError::Read { path: file, source: e });
             }
             Err(_) => None,
         };
@@ -358,9 +406,9 @@ impl Config {
         }
         let v = Values(values);
         let get = |k: &str| v.get(k);
-        let dir = |k: &str| -> Result<PathBuf, String> {
+        let dir = |k: &str| -> Result<PathBuf, ConfigError> {
             if get(k).is_empty() {
-                return Err(format!("{}: {k}: is empty", v.origin(k)));
+                return Err(v.error(k, "is empty".into()));
             }
             Ok(PathBuf::from(get(k)))
         };
@@ -376,10 +424,12 @@ impl Config {
         if let Some(u) = &webhook_url
             && !u.starts_with("http://")
         {
-            return Err(format!(
-                "{}: WEBHOOK_URL: {u:?}: only http:// URLs are supported (no TLS client is built \
-                 in; point it at a local relay)",
-                v.origin("WEBHOOK_URL")
+            return Err(v.error(
+                "WEBHOOK_URL",
+                format!(
+                    "{u:?}: only http:// URLs are supported (no TLS client is built in; point it \
+                     at a local relay)"
+                ),
             ));
         }
         let allowed_input_dirs = get("ALLOWED_INPUT_DIRS")
@@ -388,11 +438,9 @@ impl Config {
             .map(PathBuf::from)
             .collect::<Vec<_>>();
         if let Some(p) = allowed_input_dirs.iter().find(|p| !p.is_absolute()) {
-            return Err(format!(
-                "{}: ALLOWED_INPUT_DIRS: {} is not an absolute path",
-                v.origin("ALLOWED_INPUT_DIRS"),
-                p.display()
-            ));
+            return Err(
+                v.error("ALLOWED_INPUT_DIRS", format!("{} is not an absolute path", p.display()))
+            );
         }
         let days = |k: &str| num(k, 0, 36500).map(|d| Duration::from_secs(d * 86400));
         Ok(Config {
@@ -489,7 +537,7 @@ mod tests {
         assert_eq!(c.output_dir, Path::new("/var/lib/hyper2kvm/vsphere/output"));
         assert_eq!(c.state_dir, Path::new("/var/lib/hyper2kvm/vsphere"));
         let bad = Flags { instance: Some("../x".into()), ..Flags::default() };
-        assert!(Config::load(&bad, &env_of(&[])).unwrap_err().contains("--instance"));
+        assert!(Config::load(&bad, &env_of(&[])).unwrap_err().to_string().contains("--instance"));
     }
 
     #[test]
@@ -516,17 +564,20 @@ mod tests {
         ];
         for (text, want) in cases {
             std::fs::write(&f, text).unwrap();
-            let e = Config::load(&flags, &env_of(&[])).unwrap_err();
+            let e = Config::load(&flags, &env_of(&[])).unwrap_err().to_string();
             assert!(e.contains(want) && e.contains("h.conf"), "{text:?}: {e}");
         }
         std::fs::write(&f, "").unwrap();
         let e = Config::load(&flags, &env_of(&[("POLL_INTERVAL", "0")])).unwrap_err();
-        assert_eq!(e, "environment: POLL_INTERVAL: 0 is out of range (1-86400)");
+        assert!(matches!(&e, ConfigError::Value { key, .. } if key == "POLL_INTERVAL"), "{e:?}");
+        assert_eq!(e.to_string(), "environment: POLL_INTERVAL: 0 is out of range (1-86400)");
         let flags = Flags { log_level: Some("nope".into()), ..flags };
-        let e = Config::load(&flags, &env_of(&[])).unwrap_err();
+        let e = Config::load(&flags, &env_of(&[])).unwrap_err().to_string();
         assert!(e.starts_with("--log-level: LOG_LEVEL:"), "{e}");
         let missing = Flags { config: Some(t.path().join("none.conf")), ..Flags::default() };
-        assert!(Config::load(&missing, &env_of(&[])).unwrap_err().contains("none.conf"));
+        assert!(
+            Config::load(&missing, &env_of(&[])).unwrap_err().to_string().contains("none.conf")
+        );
     }
 
     #[test]

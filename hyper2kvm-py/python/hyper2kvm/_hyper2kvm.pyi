@@ -1,8 +1,16 @@
 # The compiled extension module; the typed public API is in hyper2kvm/__init__.py.
 from os import PathLike
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-__all__ = ["__version__", "probe", "inspect", "convert", "load_manifest", "run_manifest"]
+__all__ = [
+    "__version__",
+    "probe",
+    "inspect",
+    "convert",
+    "load_manifest",
+    "run_manifest",
+    "error_classes",
+]
 
 __version__: str
 
@@ -19,6 +27,7 @@ def convert(
     progress: Optional[Callable[[str, str, int, int], object]],
 ) -> Dict[str, Any]: ...
 def load_manifest(path: _Path) -> Dict[str, Any]: ...
+def error_classes() -> List[Tuple[str, str, int]]: ...
 def run_manifest(
     path: _Path, dry_run: bool, progress: Optional[Callable[[str, str, int, int], object]]
 ) -> Dict[str, Any]: ...

@@ -64,7 +64,8 @@ pub fn parse(src: &ByteSource) -> Result<Parsed> {
         ));
     }
     let map = src.read_vec(bmap, blocks as usize * 4).map_err(|e| {
-        Error::invalid(src.path(), format!("truncated VDI: block map unreadable ({})", e.message()))
+        let why = format!("truncated VDI: block map unreadable ({})", e.message());
+        Error::invalid(src.path(), why).with_source(e)
     })?;
     for i in 0..blocks as usize {
         let b = le32(&map, i * 4);

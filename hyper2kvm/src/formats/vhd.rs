@@ -139,10 +139,8 @@ pub fn parse(src: &ByteSource) -> Result<Parsed> {
         DISK_TYPE_DYNAMIC | DISK_TYPE_DIFFERENCING => {
             let data_offset = be64(&footer, 16);
             let dynh = src.read_vec(data_offset, 1024).map_err(|e| {
-                Error::invalid(
-                    src.path(),
-                    format!("VHD dynamic header unreadable: {}", e.message()),
-                )
+                let why = format!("VHD dynamic header unreadable: {}", e.message());
+                Error::invalid(src.path(), why).with_source(e)
             })?;
             if &dynh[0..8] != DYNAMIC_COOKIE {
                 return Err(Error::invalid(
@@ -200,10 +198,8 @@ pub fn parse(src: &ByteSource) -> Result<Parsed> {
 /// Checks that every allocated block (bitmap sector plus data) lies before the footer.
 fn check_bat(src: &ByteSource, bat_offset: u64, entries: u32, block_size: u32) -> Result<()> {
     let bat = src.read_vec(bat_offset, entries as usize * 4).map_err(|e| {
-        Error::invalid(
-            src.path(),
-            format!("truncated VHD: block allocation table unreadable ({})", e.message()),
-        )
+        let why = format!("truncated VHD: block allocation table unreadable ({})", e.message());
+        Error::invalid(src.path(), why).with_source(e)
     })?;
     let bitmap = (u64::from(block_size) / 512).div_ceil(8).div_ceil(512) * 512;
     let limit = src.len() - FOOTER_SIZE;

@@ -56,17 +56,38 @@ impl std::fmt::Debug for Guest {
 
 /// Turns a libguestfs error into ours.
 pub(crate) fn gerr(what: &str, e: guestfs::Error) -> Error {
-    Error::new(ErrorKind::GuestInspection, format!("{what}: {}", message(&e)))
+    let cause = GuestfsError::from(&e);
+    Error::new(ErrorKind::GuestInspection, format!("{what}: {}", cause.message)).with_source(cause)
 }
 
-/// The message libguestfs gave (the crate's error has no Display; its Debug holds it).
+/// The message libguestfs gave.
 pub(crate) fn message(e: &guestfs::Error) -> String {
-    let text = format!("{e:?}");
-    text.split("message: \"")
-        .nth(1)
-        .and_then(|m| m.split("\", errno").next())
-        .map(|m| m.replace("\\\"", "\"").replace("\\n", " "))
-        .unwrap_or(text)
+    GuestfsError::from(e).message
+}
+
+/// A libguestfs call that failed, kept as the source of the engine's
+/// [`ErrorKind::GuestInspection`] errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("libguestfs: {message}")]
+pub struct GuestfsError {
+    /// What libguestfs said (`guestfs_last_error`).
+    pub message: String,
+}
+
+impl From<&guestfs::Error> for GuestfsError {
+    /// The `guestfs` crate's error implements neither `Display` nor `std::error::Error` and
+    /// keeps its fields private; its `Debug` form is the only way to its message, read here
+    /// once for every caller.
+    fn from(e: &guestfs::Error) -> GuestfsError {
+        let text = format!("{e:?}");
+        let message = text
+            .split("message: \"")
+            .nth(1)
+            .and_then(|m| m.split("\", errno").next())
+            .map(|m| m.replace("\\\"", "\"").replace("\\n", " "))
+            .unwrap_or(text);
+        GuestfsError { message }
+    }
 }
 
 impl Guest {

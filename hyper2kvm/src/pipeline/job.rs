@@ -413,8 +413,8 @@ impl Job {
         for w in &self.manifest.warnings {
             clock.warn(Stage::Load, w);
         }
-        let copts = self.convert_options()?;
-        let report_path = self.report_path(&out_dir)?;
+        let copts = self.convert_options().map_err(|e| e.with_stage(Stage::Load))?;
+        let report_path = self.report_path(&out_dir).map_err(|e| e.with_stage(Stage::Load))?;
 
         // VERIFY
         if m.disks.iter().any(|d| d.checksum.is_some()) {
@@ -425,13 +425,16 @@ impl Job {
                 self.opts.parallel,
                 &mut |p: &Progress| clock.progress(p),
                 &self.cancel,
-            )?;
+            )
+            .map_err(|e| e.with_stage(Stage::Verify))?;
         } else {
             clock.skip(Stage::Verify, "no disk has a checksum");
         }
 
         // Probe the disks (their content decides the format).
-        let disks = self.plan_disks(&copts, &out_dir, &mut clock, &mut warnings)?;
+        let disks = self
+            .plan_disks(&copts, &out_dir, &mut clock, &mut warnings)
+            .map_err(|e| e.with_stage(Stage::Load))?;
         let mut staging = Staging::default();
         if !m.pipeline.convert.enabled {
             for (s, why) in [
@@ -479,6 +482,10 @@ impl Job {
         let executed = match executed {
             Ok(x) => x,
             Err(e) => {
+                let e = match clock.current() {
+                    Some(stage) => e.with_stage(stage),
+                    None => e,
+                };
                 clock.finish(StageStatus::Failed, serde_json::json!({ "error": e.to_string() }));
                 if let Some(p) = &report_path {
                     let report = Report::new(

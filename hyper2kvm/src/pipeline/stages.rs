@@ -80,6 +80,11 @@ impl<'a> StageClock<'a> {
         self.current = Some(Running { stage, started: Instant::now(), _span: span });
     }
 
+    /// The stage running now.
+    pub fn current(&self) -> Option<Stage> {
+        self.current.as_ref().map(|r| r.stage)
+    }
+
     /// Ends the running stage with `status` and `details` for the report.
     pub fn finish(&mut self, status: StageStatus, details: serde_json::Value) {
         if let Some(r) = self.current.take() {

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::{BlockSpec, command, describe};
+use super::{BlockSpec, ToolError, command, describe, failed, spawn_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::ImageFormat;
 use crate::progress::CancelToken;
@@ -92,12 +92,7 @@ pub fn convert(
     let mut cmd = command();
     cmd.args(convert_args(src, dst, opts)).stdout(Stdio::piped()).stderr(Stdio::piped());
     tracing::debug!("running {}", describe(&cmd));
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::ToolFailed,
-            format!("cannot run {}: {e}", super::binary().to_string_lossy()),
-        )
-    })?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     let (tx, rx) = mpsc::channel::<f64>();
     let mut stdout =
         child.stdout.take().ok_or_else(|| Error::new(ErrorKind::Internal, "no stdout pipe"))?;
@@ -144,7 +139,8 @@ pub fn convert(
                 return Err(Error::new(
                     ErrorKind::ToolFailed,
                     format!("waiting for qemu-img: {e}"),
-                ));
+                )
+                .with_source(ToolError::Wait { command: describe(&cmd), source: e }));
             }
         }
     };
@@ -155,11 +151,7 @@ pub fn convert(
     let stderr = err_thread.join().unwrap_or_default();
     if !status.success() {
         let _ = std::fs::remove_file(dst);
-        return Err(Error::new(
-            ErrorKind::ToolFailed,
-            format!("qemu-img convert failed ({status}): {}", stderr.trim()),
-        )
-        .context(describe(&cmd)));
+        return Err(failed(&cmd, "convert", status, stderr.trim().to_string()));
     }
     progress(1.0);
     Ok(())

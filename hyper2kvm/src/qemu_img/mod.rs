@@ -8,6 +8,7 @@
 //! The binary is `qemu-img` on `PATH`, or `$HYPER2KVM_QEMU_IMG`.
 
 mod convert;
+mod error;
 pub mod types;
 
 use std::ffi::OsString;
@@ -17,6 +18,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 pub use convert::{ConvertOptions, convert};
+pub use error::ToolError;
 pub use types::{CheckReport, ImageInfo, MapEntry};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -101,28 +103,38 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
+/// The engine's error for a `qemu-img` run that failed, its [`ToolError`] as the source.
 fn tool_error(cmd: &Command, what: &str, out: &Output) -> Error {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    Error::new(
-        ErrorKind::ToolFailed,
-        format!("qemu-img {what} failed ({}): {}", out.status, stderr.trim()),
-    )
-    .context(describe(cmd))
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    failed(cmd, what, out.status, stderr)
+}
+
+fn failed(cmd: &Command, what: &str, status: std::process::ExitStatus, stderr: String) -> Error {
+    let message = format!("qemu-img {what} failed ({status}): {stderr}");
+    Error::new(ErrorKind::ToolFailed, message)
+        .with_source(ToolError::Failed { command: describe(cmd), status, stderr })
+        .context(describe(cmd))
+}
+
+/// The engine's error for a `qemu-img` that could not be started.
+fn spawn_error(e: std::io::Error) -> Error {
+    let program = binary().to_string_lossy().into_owned();
+    Error::new(ErrorKind::ToolFailed, format!("cannot run {program}: {e}"))
+        .with_source(ToolError::Spawn { program, source: e })
 }
 
 /// Runs a command to completion, capturing output.
 fn run(mut cmd: Command) -> Result<(Command, Output)> {
     tracing::debug!("running {}", describe(&cmd));
-    let out = cmd.output().map_err(|e| {
-        Error::new(ErrorKind::ToolFailed, format!("cannot run {}: {e}", binary().to_string_lossy()))
-            .with_source(e)
-    })?;
+    let out = cmd.output().map_err(spawn_error)?;
     Ok((cmd, out))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(cmd: &Command, out: &Output) -> Result<T> {
     serde_json::from_slice(&out.stdout).map_err(|e| {
-        Error::new(ErrorKind::ToolFailed, format!("unexpected output from {}: {e}", describe(cmd)))
+        let command = describe(cmd);
+        Error::new(ErrorKind::ToolFailed, format!("unexpected output from {command}: {e}"))
+            .with_source(ToolError::Output { command, source: e })
     })
 }
 

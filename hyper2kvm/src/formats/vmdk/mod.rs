@@ -161,11 +161,8 @@ pub fn parse_descriptor(src: &ByteSource, in_archive: bool) -> Result<Parsed> {
         let rel = confined_relative_path(src.path(), "extent file", name)?;
         let path = dir.join(rel);
         let extent = ByteSource::open(&path).map_err(|e| {
-            Error::new(
-                e.kind(),
-                format!("extent {name:?} named by {}: {}", src.path().display(), e.message()),
-            )
-            .with_path(&path)
+            let why = format!("extent {name:?} named by {}: {}", src.path().display(), e.message());
+            Error::new(e.kind(), why).with_path(&path).with_source(e)
         })?;
         let mut allocated_grains = None;
         match line.kind {

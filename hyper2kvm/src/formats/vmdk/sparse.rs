@@ -143,11 +143,8 @@ pub fn check_grain_tables(src: &ByteSource, h: &SparseHeader) -> Result<GrainSta
         )
     })?;
     let gd = src.read_vec(gd_at, (gd_entries * 4) as usize).map_err(|e| {
-        Error::invalid(
-            src.path(),
-            format!("truncated VMDK: grain directory unreadable ({})", e.message()),
-        )
-        .with_offset(src.base() + gd_at)
+        let why = format!("truncated VMDK: grain directory unreadable ({})", e.message());
+        Error::invalid(src.path(), why).with_offset(src.base() + gd_at).with_source(e)
     })?;
     let gt_bytes = u64::from(h.num_gtes_per_gt) * 4;
     let grain_bytes = h.grain_size * SECTOR;
