@@ -6,7 +6,8 @@ Fails when:
   component of more than one module; `crate::X` paths outside comments count as imports);
 - a module of formats/ imports anything but the layers below it (error, progress, io);
 - a .rs file anywhere in the workspace is over 800 lines;
-- the engine depends on the `log` crate, or not on `thiserror` and `tracing` (`cargo tree`).
+- the engine depends on the `log` crate, or not on `thiserror` and `tracing` (`cargo tree`);
+- README.md is over 150 lines or does not link every page of docs/.
 
 Prints the module graph with `-v`.
 """
@@ -141,6 +142,19 @@ def dependency_problems():
     return problems
 
 
+def readme_problems():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        readme = fh.read()
+    problems = []
+    n = readme.count("\n")
+    if n > 150:
+        problems.append(f"README.md: {n} lines (over 150; details belong in docs/)")
+    for page in sorted(os.listdir(os.path.join(ROOT, "docs"))):
+        if page.endswith(".md") and f"(docs/{page})" not in readme:
+            problems.append(f"README.md does not link docs/{page}")
+    return problems
+
+
 def main():
     modules, graph, where = engine_graph()
     if "-v" in sys.argv:
@@ -158,6 +172,7 @@ def main():
         problems.append(f"formats/ imports {m}, a module above it ({files})")
     problems += long_files()
     problems += dependency_problems()
+    problems += readme_problems()
     for p in problems:
         print(f"check-layers: {p}", file=sys.stderr)
     if problems:

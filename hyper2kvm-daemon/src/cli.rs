@@ -70,7 +70,7 @@ pub enum Command {
 }
 
 /// `hyper2kvm daemon`. Settings come from these flags, then the environment, then the config
-/// file, then the defaults (see the README for every key).
+/// file, then the defaults (docs/daemon.md lists every key).
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Where manifests arrive (WATCH_DIR).

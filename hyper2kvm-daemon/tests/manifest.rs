@@ -190,6 +190,44 @@ fn dry_run_leaves_the_output_directory_untouched() {
     assert_eq!(listing(&out), before);
 }
 
+/// The paths after `prefix` on stdout's lines, as written (absolute).
+fn paths_after(stdout: &[u8], prefix: &str) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn dry_run_names_exactly_the_files_the_run_writes_uefi_variables_included() {
+    for firmware in ["efi", "bios"] {
+        let t = scratch();
+        let mut m = export(t.path());
+        m["vm"]["firmware"] = json!(firmware);
+        m["pipeline"]["inspect"]["enabled"] = json!(false);
+        m["pipeline"]["fix"]["enabled"] = json!(false);
+        let p = write(t.path(), &m);
+        let dry = hyper2kvm().arg(&p).arg("--dry-run").output().unwrap();
+        assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+        let planned = paths_after(&dry.stdout, "Would write: ");
+        let names: Vec<&str> = planned.iter().map(|p| p.rsplit('/').next().unwrap()).collect();
+        let mut want = vec!["web01.qcow2", "web01-disk-1.qcow2", "web01.xml"];
+        if firmware == "efi" {
+            want.push("web01_VARS.fd");
+        }
+        want.push("report.json");
+        assert_eq!(names, want, "{firmware}");
+        assert!(!t.path().join("output").exists(), "a dry run writes nothing");
+        let run = hyper2kvm().arg(&p).output().unwrap();
+        assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+        assert_eq!(
+            paths_after(&run.stdout, "Output: "),
+            planned,
+            "{firmware}: the plan is the run"
+        );
+    }
+}
+
 #[test]
 fn every_class_of_bad_manifest_is_refused_with_its_path() {
     let t = scratch();

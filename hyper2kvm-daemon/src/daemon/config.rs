@@ -11,7 +11,7 @@ use hyper2kvm::TargetFormat;
 use hyper2kvm::pipeline::ConvertDefaults;
 use tracing::level_filters::LevelFilter;
 
-/// The contract's keys with their defaults, then ours (documented in the README).
+/// The contract's keys with their defaults, then ours (documented in docs/daemon.md).
 const KEYS: &[(&str, &str)] = &[
     ("WATCH_DIR", "/var/lib/hyper2kvm/queue"),
     ("OUTPUT_DIR", "/var/lib/hyper2kvm/output"),
