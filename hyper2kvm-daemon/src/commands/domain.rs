@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hyper2kvm::libvirt::define::{DefineOptions, Defined, define};
+use hyper2kvm::libvirt::define::{DefineOptions, Defined, define_file};
 use hyper2kvm::libvirt::{DomainOptions, DomainType, Graphics, NetSource};
 use hyper2kvm::validate::BootTestOptions;
 use hyper2kvm::{ConvertReport, Result};
@@ -73,10 +73,8 @@ pub fn define_if_asked(a: &DomainArgs, report: &ConvertReport) -> Result<Option<
             "--define needs the domain (drop --no-domain)",
         ));
     };
-    let xml =
-        std::fs::read_to_string(&d.xml).map_err(|e| hyper2kvm::Error::io(&d.xml, "reading", e))?;
     let disks: Vec<_> = d.domain.disks.iter().map(|x| x.path.clone()).collect();
     let opts =
         DefineOptions { uri: a.libvirt_uri.clone(), autostart: a.autostart, pool: a.pool.clone() };
-    define(&xml, &disks, &opts).map(Some)
+    define_file(&d.xml, &disks, &opts).map(Some)
 }

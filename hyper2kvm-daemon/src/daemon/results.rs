@@ -150,7 +150,7 @@ pub fn cleanup_sources(cfg: &Config, queue_dir: &Path, a: &Attempt) {
 
 /// `LIBVIRT_INTEGRATION`: defines the domain written by the job.
 pub fn define(cfg: &Config, a: &Attempt) -> Option<String> {
-    use hyper2kvm::libvirt::define::{DefineOptions, define};
+    use hyper2kvm::libvirt::define::{DefineOptions, define_file};
     let report = &a.result.as_ref().ok()?.report;
     if !cfg.libvirt.integration {
         return None;
@@ -163,10 +163,7 @@ pub fn define(cfg: &Config, a: &Attempt) -> Option<String> {
         autostart: cfg.libvirt.autostart,
         pool: Some(cfg.libvirt.pool.clone()).filter(|p| !p.is_empty()),
     };
-    let r = std::fs::read_to_string(&xml_path)
-        .map_err(|e| Error::io(&xml_path, "reading", e))
-        .and_then(|xml| define(&xml, &disks, &opts));
-    Some(match r {
+    Some(match define_file(&xml_path, &disks, &opts) {
         Ok(d) => format!("defined domain {} in {}", d.name, d.uri),
         Err(e) => format!("warning: libvirt define failed (the outputs are fine): {e}"),
     })

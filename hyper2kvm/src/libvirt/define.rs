@@ -48,6 +48,13 @@ fn pool_path(pool_xml: &str) -> Option<PathBuf> {
     root.child("target").and_then(|t| t.child_text("path")).map(PathBuf::from)
 }
 
+/// Defines the domain a conversion wrote at `xml_path`, whose disks are `disks` (what
+/// `convert --define` and the daemon's `LIBVIRT_INTEGRATION` do).
+pub fn define_file(xml_path: &Path, disks: &[PathBuf], opts: &DefineOptions) -> Result<Defined> {
+    let xml = std::fs::read_to_string(xml_path).map_err(|e| Error::io(xml_path, "reading", e))?;
+    define(&xml, disks, opts)
+}
+
 /// Defines `domain_xml` whose disks are `disks`.
 pub fn define(domain_xml: &str, disks: &[PathBuf], opts: &DefineOptions) -> Result<Defined> {
     let uri = opts.uri.clone().unwrap_or_else(|| "qemu:///system".into());
