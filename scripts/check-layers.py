@@ -52,7 +52,19 @@ def modules_used(code):
     return used
 
 
+def root_reexports():
+    """`crate::Name` paths that lib.rs re-exports, mapped to the module they come from."""
+    with open(os.path.join(ENGINE, "lib.rs"), encoding="utf-8") as fh:
+        lib = fh.read()
+    names = {}
+    for module, items in re.findall(r"^pub use (\w+)::\{?([^};]*)\}?;", lib, flags=re.M):
+        for item in re.findall(r"\w+", items):
+            names[item] = module
+    return names
+
+
 def engine_graph():
+    reexports = root_reexports()
     modules = set()
     for name in os.listdir(ENGINE):
         if name.endswith(".rs") and name != "lib.rs":
@@ -73,7 +85,8 @@ def engine_graph():
                 continue
             with open(path, encoding="utf-8") as fh:
                 code = strip_comments(fh.read())
-            for m in modules_used(code) & modules:
+            used = {reexports.get(m, m) for m in modules_used(code)}
+            for m in used & modules:
                 if m != top:
                     graph[top].add(m)
                     where[(top, m)].add(rel)

@@ -100,12 +100,15 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// A stage name that is none of [`Stage::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown stage {0:?}")]
+pub struct UnknownStage(pub String);
+
 impl std::str::FromStr for Stage {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> crate::Result<Stage> {
-        Stage::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| {
-            crate::Error::new(crate::ErrorKind::InvalidInput, format!("unknown stage {s:?}"))
-        })
+    type Err = UnknownStage;
+    fn from_str(s: &str) -> std::result::Result<Stage, UnknownStage> {
+        Stage::ALL.into_iter().find(|st| st.name() == s).ok_or_else(|| UnknownStage(s.into()))
     }
 }
 
