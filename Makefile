@@ -1,7 +1,7 @@
 # hyper2kvm — the two commands of the README:
 #   make demo   set up, build, and run the main job end to end on the built-in sample
 #   make test   set up, build, and run every test (Rust, C ABI, Python, header, lints, packaging)
-# Other targets: setup, build, lint, bench (conversion vs qemu-img, whole job vs virt-v2v).
+# Other targets: setup, build, lint, test-fuzz, bench (conversion vs qemu-img, whole job vs virt-v2v).
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -9,7 +9,7 @@ VENV := .venv
 LIBDIR := target/lib
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build demo test test-rust test-c test-py test-packaging check-header lint bench clean-cache
+.PHONY: setup build demo test test-rust test-c test-py test-packaging test-fuzz check-header lint bench clean-cache
 
 setup:
 	@scripts/setup.sh
@@ -25,7 +25,7 @@ build: setup
 demo: build
 	scripts/demo.sh
 
-test: build lint check-header test-rust test-c test-py test-packaging
+test: build lint check-header test-rust test-c test-py test-packaging test-fuzz
 	@echo "make test: all suites passed"
 
 test-rust: build
@@ -42,6 +42,12 @@ test-py: build
 
 test-packaging: build
 	scripts/test-packaging.sh
+
+# Every cargo-fuzz target for FUZZ_SECONDS each on the committed corpus, after replaying the
+# kept crashes (docs/fuzzing.md).
+FUZZ_SECONDS ?= 20
+test-fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 check-header: build
 	@cbindgen --quiet --config hyper2kvm-ffi/cbindgen.toml --crate hyper2kvm-ffi --output target/hyper2kvm.h.check hyper2kvm-ffi

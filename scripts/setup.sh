@@ -59,6 +59,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-nextest
 fi
 
+# Fuzzing: the nightly toolchain (cargo-fuzz needs its sanitizer flags) and cargo-fuzz, pinned.
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "setup: installing the nightly Rust toolchain (for cargo-fuzz)"
+  rustup toolchain install nightly --profile minimal
+fi
+CARGO_FUZZ_VERSION=0.13.2
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]]; then
+  echo "setup: installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
+
 # Python tools, pinned, in a virtualenv of the project's own.
 PY_TOOLS=(maturin==1.9.6 pytest==8.4.2 mypy==1.18.2)
 if [[ ! -x .venv/bin/python ]]; then

@@ -72,6 +72,7 @@ pub fn parse(src: &ByteSource, in_archive: bool) -> Result<Parsed> {
     if crypt != 0 {
         return Err(Error::unsupported(src.path(), "encrypted qcow2 images are not supported"));
     }
+    check_l1(src, size, cluster_bits, l1_size, l1_offset)?;
     let (mut incompat, mut header_len, mut compression_type) = (0, 72usize, "zlib".to_string());
     if version == 3 {
         if h.len() < 104 {
@@ -144,6 +145,35 @@ fn read_extensions(h: &[u8], start: usize, path: &Path) -> Result<Option<String>
         at += 8 + len.div_ceil(8) * 8;
     }
     Ok(backing_format)
+}
+
+/// The active L1 table must be as large as the virtual size needs, no larger than qemu accepts
+/// (`QCOW_MAX_L1_SIZE`, 32 MiB), and inside the file.
+fn check_l1(
+    src: &ByteSource,
+    size: u64,
+    cluster_bits: u32,
+    l1_size: u64,
+    l1_offset: u64,
+) -> Result<()> {
+    const MAX_L1_ENTRIES: u64 = (32 << 20) / 8;
+    // One L2 table maps cluster_size / 8 clusters.
+    let per_l1 = 1u64 << (cluster_bits + cluster_bits - 3);
+    let needed = size.div_ceil(per_l1);
+    let bad = |why: String| Err(Error::invalid(src.path(), format!("corrupt qcow2 header: {why}")));
+    if l1_size > MAX_L1_ENTRIES {
+        return bad(format!("an L1 table of {l1_size} entries (qemu accepts {MAX_L1_ENTRIES})"));
+    }
+    if l1_size < needed {
+        return bad(format!("an L1 table of {l1_size} entries cannot map {size} bytes"));
+    }
+    if l1_size > 0 && l1_offset.checked_add(l1_size * 8).is_none_or(|end| end > src.len()) {
+        return bad(format!(
+            "the L1 table at offset {l1_offset} runs past the end of the file ({} bytes)",
+            src.len()
+        ));
+    }
+    Ok(())
 }
 
 /// Looks through the L2 tables for compressed clusters.

@@ -63,7 +63,17 @@ pub fn parse(src: &ByteSource) -> Result<Parsed> {
             "corrupt VDI header: the blocks do not cover the disk",
         ));
     }
-    let map = src.read_vec(bmap, blocks as usize * 4).map_err(|e| {
+    let map_len = u64::from(blocks) * 4;
+    if bmap.checked_add(map_len).is_none_or(|end| end > src.len()) {
+        return Err(Error::invalid(
+            src.path(),
+            format!(
+                "truncated VDI: the block map of {blocks} entries at offset {bmap} needs {map_len} bytes, the file holds {}",
+                src.len()
+            ),
+        ));
+    }
+    let map = src.read_vec(bmap, map_len as usize).map_err(|e| {
         let why = format!("truncated VDI: block map unreadable ({})", e.message());
         Error::invalid(src.path(), why).with_source(e)
     })?;

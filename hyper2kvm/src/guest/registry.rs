@@ -37,7 +37,8 @@ pub enum RegValue {
 }
 
 impl RegValue {
-    fn encode(&self) -> (i64, Vec<u8>) {
+    /// The value's registry type and bytes, as stored in a hive.
+    pub fn encode(&self) -> (i64, Vec<u8>) {
         let utf16 = |s: &str| -> Vec<u8> {
             s.encode_utf16().chain(std::iter::once(0)).flat_map(u16::to_le_bytes).collect()
         };
@@ -54,7 +55,8 @@ impl RegValue {
         }
     }
 
-    fn show(&self) -> String {
+    /// The value as recorded in a change (`dword:N`, `multi:a|b`, `hex:..`).
+    pub fn show(&self) -> String {
         match self {
             RegValue::Sz(s) | RegValue::ExpandSz(s) => s.clone(),
             RegValue::Dword(d) => format!("dword:{d}"),
@@ -66,6 +68,33 @@ impl RegValue {
                 )
             }
         }
+    }
+}
+
+/// Decodes a value's bytes as read from a hive, whatever the hive says of its type and length:
+/// strings are UTF-16LE up to the first NUL (an odd last byte is dropped), a `REG_DWORD` shorter
+/// than 4 bytes is kept as binary, a `REG_MULTI_SZ` list ends at its empty string.
+pub fn decode(value_type: i64, bytes: &[u8]) -> RegValue {
+    let units = || bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+    match value_type {
+        REG_SZ | REG_EXPAND_SZ => {
+            let u: Vec<u16> = units().take_while(|&u| u != 0).collect();
+            let s = String::from_utf16_lossy(&u);
+            if value_type == REG_SZ { RegValue::Sz(s) } else { RegValue::ExpandSz(s) }
+        }
+        REG_DWORD if bytes.len() >= 4 => {
+            RegValue::Dword(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        }
+        REG_MULTI_SZ => {
+            let u: Vec<u16> = units().collect();
+            let list = u
+                .split(|&u| u == 0)
+                .take_while(|s| !s.is_empty())
+                .map(String::from_utf16_lossy)
+                .collect();
+            RegValue::MultiSz(list)
+        }
+        _ => RegValue::Binary(bytes.to_vec()),
     }
 }
 
@@ -126,7 +155,10 @@ impl<'a> Hive<'a> {
 
     fn dword_at(&self, node: i64, name: &str) -> Option<u32> {
         let bytes = self.g.handle().hivex_value_value(self.value(node, name)?).ok()?;
-        Some(u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?))
+        match decode(REG_DWORD, &bytes) {
+            RegValue::Dword(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// The names of the subkeys of `path`.
@@ -174,21 +206,7 @@ impl<'a> Hive<'a> {
         match h.hivex_value_type(v).ok()? {
             REG_DWORD => Some(format!("dword:{}", self.dword_at(node, name)?)),
             REG_SZ | REG_EXPAND_SZ => h.hivex_value_utf8(v).ok(),
-            REG_MULTI_SZ => {
-                let b = h.hivex_value_value(v).ok()?;
-                let units: Vec<u16> =
-                    b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-                let list: Vec<String> = units
-                    .split(|&u| u == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from_utf16_lossy)
-                    .collect();
-                Some(RegValue::MultiSz(list).show())
-            }
-            _ => {
-                let b = h.hivex_value_value(v).ok()?;
-                Some(RegValue::Binary(b).show())
-            }
+            t => Some(decode(t, &h.hivex_value_value(v).ok()?).show()),
         }
     }
 
@@ -235,5 +253,31 @@ impl Drop for Hive<'_> {
             // Read-only, or not committed (the changes are dropped with the handle).
             let _ = self.g.handle().hivex_close();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_decode_as_they_were_encoded() {
+        for v in [
+            RegValue::Sz("C:\\Windows".into()),
+            RegValue::ExpandSz("%SystemRoot%\\system32".into()),
+            RegValue::Dword(0xdead_beef),
+            RegValue::MultiSz(vec!["viostor".into(), "vioscsi".into()]),
+            RegValue::Binary(vec![1, 2, 3]),
+        ] {
+            let (t, b) = v.encode();
+            assert_eq!(decode(t, &b), v);
+        }
+    }
+
+    #[test]
+    fn short_or_odd_values_do_not_panic() {
+        assert_eq!(decode(REG_DWORD, &[1, 2]), RegValue::Binary(vec![1, 2]));
+        assert_eq!(decode(REG_SZ, &[b'a', 0, b'b']), RegValue::Sz("a".into()));
+        assert_eq!(decode(REG_MULTI_SZ, &[]), RegValue::MultiSz(vec![]));
     }
 }

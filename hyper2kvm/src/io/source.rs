@@ -11,6 +11,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+/// The largest single read a parser may make into memory (a block map, a grain directory, an
+/// allocation table). No supported format needs more for disks up to several TiB; a header that
+/// asks for more is corrupt or hostile, and is refused before anything is allocated.
+pub const MAX_METADATA_READ: usize = 16 << 20;
+
 /// A read-only view of `len` bytes of a file starting at `base`.
 #[derive(Debug, Clone)]
 pub struct ByteSource {
@@ -118,7 +123,14 @@ impl ByteSource {
     ///
     /// [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let want = buf.len() as u64;
+        self.check_range(offset, buf.len() as u64)?;
+        self.file
+            .read_exact_at(buf, self.base + offset)
+            .map_err(|e| Error::io(&self.path, "read failed", e).with_offset(self.base + offset))
+    }
+
+    /// Fails unless `len` bytes at `offset` lie inside the view.
+    fn check_range(&self, offset: u64, want: u64) -> Result<()> {
         if offset.checked_add(want).is_none_or(|end| end > self.len) {
             return Err(Error::invalid(
                 &self.path,
@@ -129,13 +141,24 @@ impl ByteSource {
             )
             .with_offset(self.base + offset));
         }
-        self.file
-            .read_exact_at(buf, self.base + offset)
-            .map_err(|e| Error::io(&self.path, "read failed", e).with_offset(self.base + offset))
+        Ok(())
     }
 
-    /// Reads `len` bytes at `offset` into a new vector.
+    /// Reads `len` bytes at `offset` into a new vector. The length is checked against the view
+    /// and against [`MAX_METADATA_READ`] before anything is allocated, so a size taken from a
+    /// header can never make us allocate more than the file holds.
     pub fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        self.check_range(offset, len as u64)?;
+        if len > MAX_METADATA_READ {
+            return Err(Error::invalid(
+                &self.path,
+                format!(
+                    "a table of {len} bytes at offset {offset} is larger than the {} MiB any supported image needs",
+                    MAX_METADATA_READ >> 20
+                ),
+            )
+            .with_offset(self.base + offset));
+        }
         let mut buf = vec![0u8; len];
         self.read_exact_at(&mut buf, offset)?;
         Ok(buf)

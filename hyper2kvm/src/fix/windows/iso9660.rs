@@ -4,11 +4,10 @@
 //! what the driver lookup needs: directory listings and whole-file copies; no writing, no
 //! multi-extent files (virtio-win's are far below 4 GiB).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::ByteSource;
 
 const SECTOR: u64 = 2048;
 /// Directory-nesting and entry limits against malformed images.
@@ -31,7 +30,7 @@ pub struct IsoEntry {
 #[derive(Debug)]
 pub struct IsoImage {
     path: PathBuf,
-    file: File,
+    src: ByteSource,
     root: IsoEntry,
     joliet: bool,
 }
@@ -43,13 +42,13 @@ fn le32(b: &[u8], at: usize) -> u32 {
 impl IsoImage {
     /// Opens `path`; an error names it when it is not an ISO 9660 image.
     pub fn open(path: &Path) -> Result<IsoImage> {
-        let file = File::open(path).map_err(|e| Error::io(path, "cannot open ISO", e))?;
+        let src = ByteSource::open(path)?;
         let bad = |why: &str| Error::invalid(path, format!("not a readable ISO 9660 image: {why}"));
         let mut primary = None;
         let mut joliet = None;
         for n in 16..64u64 {
             let mut vd = [0u8; 2048];
-            file.read_exact_at(&mut vd, n * SECTOR).map_err(|_| bad("too short"))?;
+            src.read_exact_at(&mut vd, n * SECTOR).map_err(|_| bad("too short"))?;
             if &vd[1..6] != b"CD001" {
                 return Err(bad("no volume descriptor"));
             }
@@ -71,7 +70,7 @@ impl IsoImage {
         let rec = &vd[156..190];
         let root =
             IsoEntry { name: String::new(), dir: true, lba: le32(rec, 2), len: le32(rec, 10) };
-        Ok(IsoImage { path: path.to_path_buf(), file, root, joliet: is_joliet })
+        Ok(IsoImage { path: path.to_path_buf(), src, root, joliet: is_joliet })
     }
 
     /// The image's path.
@@ -84,12 +83,15 @@ impl IsoImage {
         &self.root
     }
 
-    fn read(&self, lba: u32, len: u32) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len as usize];
-        self.file
-            .read_exact_at(&mut buf, u64::from(lba) * SECTOR)
-            .map_err(|e| Error::io(&self.path, "reading the ISO", e))?;
-        Ok(buf)
+    /// The bytes of an extent, checked against the image's size before anything is read.
+    fn extent(&self, e: &IsoEntry) -> Result<ByteSource> {
+        self.src.slice(u64::from(e.lba) * SECTOR, u64::from(e.len)).map_err(|err| {
+            Error::invalid(
+                &self.path,
+                format!("ISO 9660: {:?} lies beyond the end of the image", e.name),
+            )
+            .with_source(err)
+        })
     }
 
     fn decode(&self, raw: &[u8]) -> String {
@@ -109,7 +111,7 @@ impl IsoImage {
         if !dir.dir {
             return Err(Error::invalid(&self.path, format!("{} is not a directory", dir.name)));
         }
-        let data = self.read(dir.lba, dir.len)?;
+        let data = self.src.read_vec(u64::from(dir.lba) * SECTOR, dir.len as usize)?;
         let mut out = Vec::new();
         let mut at = 0usize;
         while at < data.len() {
@@ -152,7 +154,10 @@ impl IsoImage {
 
     /// Copies file `e` to `dest`.
     pub fn extract(&self, e: &IsoEntry, dest: &Path) -> Result<()> {
-        let data = self.read(e.lba, e.len)?;
-        std::fs::write(dest, data).map_err(|err| Error::io(dest, "cannot write", err))
+        let mut reader = self.extent(e)?.reader();
+        let mut out =
+            std::fs::File::create(dest).map_err(|err| Error::io(dest, "cannot write", err))?;
+        std::io::copy(&mut reader, &mut out).map_err(|err| Error::io(dest, "cannot write", err))?;
+        Ok(())
     }
 }

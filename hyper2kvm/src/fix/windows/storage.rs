@@ -65,7 +65,7 @@ impl StorageDriver {
 }
 
 /// What the driver's `.inf` says: its install section and hardware ids (virtio ones only).
-fn read_inf(inf: &[u8], fallback: &StorageDriver) -> (String, Vec<String>) {
+pub fn read_inf(inf: &[u8], fallback: &StorageDriver) -> (String, Vec<String>) {
     let text = String::from_utf8_lossy(inf);
     let mut section = None;
     let mut ids = Vec::new();
