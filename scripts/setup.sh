@@ -36,7 +36,7 @@ apt_install \
   qemu-utils libguestfs-tools libguestfs-dev linux-image-cloud-amd64 supermin \
   debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients libxml2-utils \
   virt-v2v nbdkit libnbd-bin \
-  util-linux coreutils xz-utils gzip tar bc \
+  util-linux coreutils xz-utils gzip tar bc openssl \
   gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates \
   rpm cpio systemd golang-go libwin-hivex-perl libhivex-bin ntfs-3g genisoimage \
   xfsprogs btrfs-progs libguestfs-xfs
@@ -71,11 +71,11 @@ if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" 
 fi
 
 # Python tools, pinned, in a virtualenv of the project's own.
-PY_TOOLS=(maturin==1.9.6 pytest==8.4.2 mypy==1.18.2)
+PY_TOOLS=(maturin==1.9.6 pytest==8.4.2 mypy==1.18.2 aiosmtpd==1.4.6)
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, mypy' 2>/dev/null; then
+if ! .venv/bin/python -c 'import maturin, pytest, mypy, aiosmtpd' 2>/dev/null; then
   echo "setup: installing Python tools: ${PY_TOOLS[*]}"
   .venv/bin/pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
 fi

@@ -88,6 +88,10 @@ pub struct DaemonArgs {
     /// Also serve the workflow directories under DIR (WORKFLOW_DIR; off by default).
     #[arg(long, value_name = "DIR")]
     pub workflow_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics (/metrics) and /healthz on ADDR:PORT (METRICS_LISTEN, e.g.
+    /// 127.0.0.1:9187; off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
     /// The config file (default /etc/hyper2kvm/hyper2kvm.conf or hyper2kvm-NAME.conf).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                 config: a.config,
                 state_dir: a.state_dir,
                 workflow_dir: a.workflow_dir,
+                metrics_listen: a.metrics_listen,
             },
             stop_timeout: std::time::Duration::from_secs(a.stop_timeout),
         }),

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 const LIMIT_KIB: i64 = 64 * 1024;
 
 /// Runs `cmd` and returns (exit status, stderr, peak RSS in KiB of it and its waited children).
+#[allow(clippy::zombie_processes)] // reaped by wait4 below, which also gives the rusage
 fn run_measured(cmd: &mut Command) -> (std::process::ExitStatus, String, i64) {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id() as libc::pid_t;

@@ -41,6 +41,12 @@ const KEYS: &[(&str, &str)] = &[
     ("VIRTIO_WIN", ""),
     ("ALLOW_NO_VIRTIO", "false"),
     ("WORKFLOW_DIR", ""),
+    ("METRICS_LISTEN", ""),
+    ("WEBHOOK_RETRIES", "3"),
+    ("WEBHOOK_TIMEOUT", "10"),
+    ("SMTP_HOST", "localhost"),
+    ("SMTP_PORT", "25"),
+    ("SMTP_FROM", ""),
 ];
 
 /// A setting that cannot be used, named with where it came from. The value checkers below
@@ -119,6 +125,8 @@ pub struct Flags {
     pub state_dir: Option<PathBuf>,
     /// `--workflow-dir`.
     pub workflow_dir: Option<PathBuf>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<String>,
 }
 
 /// `LIBVIRT_*`.
@@ -134,6 +142,19 @@ pub struct Libvirt {
     pub pool: String,
     /// Autostart the defined domain.
     pub autostart: bool,
+}
+
+/// How finished jobs are mailed (`NOTIFY_EMAIL`, `SMTP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// Recipients (`NOTIFY_EMAIL`, comma-separated).
+    pub to: Vec<String>,
+    /// `SMTP_HOST`.
+    pub host: String,
+    /// `SMTP_PORT`.
+    pub port: u16,
+    /// `SMTP_FROM` (default `hyper2kvm@HOSTNAME`).
+    pub from: String,
 }
 
 /// Every setting, checked.
@@ -167,10 +188,16 @@ pub struct Config {
     pub temp_dir: PathBuf,
     /// Log progress lines.
     pub verbose_progress: bool,
-    /// Accepted but not sent (no mail transport); a warning at start.
-    pub notify_email: Option<String>,
-    /// `http://` URL that gets a JSON POST per finished job.
+    /// Where a plain-text mail per finished job goes (off when `NOTIFY_EMAIL` is empty).
+    pub mail: Option<Mail>,
+    /// `https://` or `http://` URL that gets a JSON POST per finished job.
     pub webhook_url: Option<String>,
+    /// Deliveries tried again after the first fails (`WEBHOOK_RETRIES`, also for mail).
+    pub webhook_retries: u32,
+    /// Per delivery attempt (`WEBHOOK_TIMEOUT` seconds).
+    pub webhook_timeout: Duration,
+    /// `METRICS_LISTEN`: where `/metrics` and `/healthz` are served (off when empty).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// How long finished job records are kept.
     pub retention: Duration,
     /// How long failed job records are kept.
@@ -295,6 +322,39 @@ fn qemu_options(v: &str, level: u8) -> Result<ConvertDefaults, String> {
     Ok(d)
 }
 
+/// `WEBHOOK_URL`: an `https://` (checked against the system's CA store) or `http://` URL.
+fn webhook(u: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" | "http" if url.host().is_some() => Ok(()),
+        "https" | "http" => Err(format!("{u:?} names no host")),
+        s => Err(format!("{u:?}: the scheme is {s}; webhooks are https:// or http://")),
+    }
+}
+
+/// A comma-separated list of mail addresses (`ops@example.com, Jo <jo@example.com>`).
+fn addresses(list: &str) -> Result<Vec<String>, String> {
+    let out: Vec<String> =
+        list.split(',').map(str::trim).filter(|a| !a.is_empty()).map(String::from).collect();
+    for a in &out {
+        a.parse::<lettre::message::Mailbox>()
+            .map_err(|e| format!("{a:?} is not a mail address: {e}"))?;
+    }
+    if out.is_empty() {
+        return Err("names no address".into());
+    }
+    Ok(out)
+}
+
+/// This machine's name, for the default sender.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// The settings as text, each with where it came from.
 struct Values<'a>(BTreeMap<&'a str, (String, Origin)>);
 
@@ -398,6 +458,7 @@ impl Config {
                 "workflow-dir",
                 flags.workflow_dir.as_ref().map(|p| p.display().to_string()),
             ),
+            ("METRICS_LISTEN", "metrics-listen", flags.metrics_listen.clone()),
         ];
         for (k, name, v) in flag_values {
             if let Some(v) = v {
@@ -421,17 +482,31 @@ impl Config {
             n => n as usize,
         };
         let webhook_url = opt("WEBHOOK_URL");
-        if let Some(u) = &webhook_url
-            && !u.starts_with("http://")
-        {
-            return Err(v.error(
-                "WEBHOOK_URL",
-                format!(
-                    "{u:?}: only http:// URLs are supported (no TLS client is built in; point it \
-                     at a local relay)"
-                ),
-            ));
+        if let Some(u) = &webhook_url {
+            v.check("WEBHOOK_URL", webhook(u))?;
         }
+        let metrics_listen = match opt("METRICS_LISTEN") {
+            None => None,
+            Some(a) => Some(
+                v.check(
+                    "METRICS_LISTEN",
+                    a.parse::<std::net::SocketAddr>()
+                        .map_err(|_| format!("{a:?} is not an address and port (127.0.0.1:9187)")),
+                )?,
+            ),
+        };
+        let mail = match opt("NOTIFY_EMAIL") {
+            None => None,
+            Some(list) => Some(Mail {
+                to: v.check("NOTIFY_EMAIL", addresses(&list))?,
+                host: get("SMTP_HOST").to_string(),
+                port: num("SMTP_PORT", 1, 65535)? as u16,
+                from: match opt("SMTP_FROM") {
+                    Some(f) => v.check("SMTP_FROM", addresses(&f))?.remove(0),
+                    None => format!("hyper2kvm@{}", hostname()),
+                },
+            }),
+        };
         let allowed_input_dirs = get("ALLOWED_INPUT_DIRS")
             .split(':')
             .filter(|s| !s.is_empty())
@@ -470,8 +545,11 @@ impl Config {
             conversion_timeout: Duration::from_secs(num("CONVERSION_TIMEOUT", 1, 100_000)? * 60),
             temp_dir: dir("TEMP_DIR")?,
             verbose_progress: flag("VERBOSE_PROGRESS")?,
-            notify_email: opt("NOTIFY_EMAIL"),
+            mail,
             webhook_url,
+            webhook_retries: num("WEBHOOK_RETRIES", 0, 20)? as u32,
+            webhook_timeout: Duration::from_secs(num("WEBHOOK_TIMEOUT", 1, 600)?),
+            metrics_listen,
             retention: days("RETENTION_DAYS")?,
             failed_retention: days("FAILED_RETENTION_DAYS")?,
             allowed_input_dirs,
@@ -557,7 +635,9 @@ mod tests {
             ),
             ("QEMU_CONVERT_OPTIONS=\"-O vmdk\"\n", "the output is qcow2 or raw"),
             ("QEMU_CONVERT_OPTIONS=\"-o backing_file=/etc/x\"\n", "\"-o\" is not allowed"),
-            ("WEBHOOK_URL=https://x/\n", "only http:// URLs"),
+            ("WEBHOOK_URL=ftp://x/\n", "webhooks are https:// or http://"),
+            ("METRICS_LISTEN=9187\n", "is not an address and port"),
+            ("NOTIFY_EMAIL=not-an-address\n", "is not a mail address"),
             ("OUTPUT_DIR=/a b\n", "must be quoted"),
             ("just words\n", "is not KEY=VALUE"),
             ("ALLOWED_INPUT_DIRS=rel/dir\n", "is not an absolute path"),

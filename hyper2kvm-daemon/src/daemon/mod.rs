@@ -1,15 +1,20 @@
 //! `hyper2kvm daemon`: watches a queue directory for Artifact Manifests and runs each through
 //! the pipeline (contract section 3), under systemd (`Type=notify`, watchdog) or alone.
 //!
-//! The main loop waits on inotify (or sleeps, where inotify is unavailable) with a timeout, and
-//! on each turn: handles signals (SIGTERM/SIGINT stop taking jobs and let running ones finish
-//! within `--stop-timeout`, then cancel and requeue them; SIGHUP reloads the config), collects
-//! finished jobs, checks what changed in the queue plus a full scan every `POLL_INTERVAL`,
-//! claims ready manifests while fewer than `MAX_CONCURRENT` jobs run, retries transient
-//! failures with backoff, refreshes the heartbeat of running jobs, prunes old records, and
-//! sends `WATCHDOG=1` and `STATUS=` to systemd and the status file.
+//! It runs on a tokio runtime. The main loop is one task that waits (`select!`) for a signal
+//! (SIGTERM/SIGINT stop taking jobs and let running ones finish within `--stop-timeout`, then
+//! cancel and requeue them; SIGHUP reloads the config), a finished job, an inotify event on the
+//! queue, or its timer (at least once a second); on each turn it checks what changed in the
+//! queue plus a full scan every `POLL_INTERVAL`, claims ready manifests while fewer than
+//! `MAX_CONCURRENT` jobs run, retries transient failures with backoff, refreshes the heartbeat
+//! of running jobs, prunes old records, and sends `WATCHDOG=1` and `STATUS=` to systemd and the
+//! status file. Each job is a `spawn_blocking` task running the synchronous engine; its
+//! cancellation token reaches qemu-img and the appliance. Webhooks, mail and the metrics
+//! server are tasks beside it.
 
 pub mod config;
+mod deliver;
+pub mod metrics;
 mod notify;
 pub mod queue;
 mod results;
@@ -21,15 +26,17 @@ mod workflow;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hyper2kvm::io::rfc3339;
 use hyper2kvm::{CancelToken, ErrorKind};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
 
 use config::{Config, Flags};
+use deliver::Deliveries;
+use metrics::Metrics;
 use notify::Notifier;
 use queue::{Queue, Ready, read_record, write_record};
 use status::{Counts, Status};
@@ -58,11 +65,12 @@ struct Daemon {
     watcher: Watcher,
     notifier: Notifier,
     live: LiveMap,
-    running: HashMap<String, (Work, CancelToken)>,
+    running: HashMap<String, (Work, CancelToken, Instant)>,
+    jobs: JoinSet<Attempt>,
     retries: Vec<(Instant, Work)>,
     pending: VecDeque<Ready>,
-    tx: Sender<Attempt>,
-    rx: Receiver<Attempt>,
+    metrics: Arc<Metrics>,
+    deliveries: Deliveries,
     counts: Counts,
     started_at: String,
     root: CancelToken,
@@ -89,19 +97,34 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         tracing::warn!("TEMP_DIR {} cannot be created; using the default", cfg.temp_dir.display());
     }
-    let mut d = match Daemon::start(cfg, args.flags.clone()) {
-        Ok(d) => d,
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("hyper2kvm-rt")
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("hyper2kvm: error: {e}");
+            eprintln!("hyper2kvm: error: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    d.main_loop(args.stop_timeout);
-    ExitCode::SUCCESS
+    runtime.block_on(async {
+        let mut d = match Daemon::start(cfg, args.flags.clone()).await {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("hyper2kvm: error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        d.main_loop(args.stop_timeout).await;
+        d.deliveries.drain(Duration::from_secs(15)).await;
+        ExitCode::SUCCESS
+    })
 }
 
 impl Daemon {
-    fn start(cfg: Config, flags: Flags) -> Result<Daemon, String> {
+    async fn start(cfg: Config, flags: Flags) -> Result<Daemon, String> {
         for (what, d) in [("WATCH_DIR", &cfg.watch_dir), ("OUTPUT_DIR", &cfg.output_dir)] {
             std::fs::create_dir_all(d)
                 .map_err(|e| format!("{what} {}: cannot create: {e}", d.display()))?;
@@ -111,13 +134,15 @@ impl Daemon {
         })?;
         let queue = Queue::open(&cfg.watch_dir, cfg.settle)
             .map_err(|e| format!("WATCH_DIR {}: {e}", cfg.watch_dir.display()))?;
-        if cfg.notify_email.is_some() {
-            tracing::warn!(
-                "NOTIFY_EMAIL is set but mail is not sent (no transport); use WEBHOOK_URL"
-            );
-        }
         let watcher = Watcher::new(&cfg.watch_dir);
-        let (tx, rx) = channel();
+        let metrics = Arc::new(Metrics::new());
+        if let Some(addr) = cfg.metrics_listen {
+            let bound = metrics::serve(addr, metrics.clone())
+                .await
+                .map_err(|e| format!("METRICS_LISTEN {addr}: cannot listen: {e}"))?;
+            tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+        }
+        let deliveries = Deliveries::new(cfg.webhook_timeout);
         let root = CancelToken::new();
         let cfg = Arc::new(cfg);
         let workflow = match &cfg.workflow_dir {
@@ -134,10 +159,11 @@ impl Daemon {
             notifier: Notifier::from_env(),
             live: Arc::new(Mutex::new(Vec::new())),
             running: HashMap::new(),
+            jobs: JoinSet::new(),
             retries: Vec::new(),
             pending: VecDeque::new(),
-            tx,
-            rx,
+            metrics,
+            deliveries,
             counts: Counts::default(),
             started_at: rfc3339(SystemTime::now()),
             root,
@@ -148,13 +174,18 @@ impl Daemon {
         })
     }
 
-    fn main_loop(&mut self, stop_timeout: Duration) {
-        let term = Arc::new(AtomicBool::new(false));
-        let hup = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            let _ = signal_hook::flag::register(sig, term.clone());
-        }
-        let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone());
+    async fn main_loop(&mut self, stop_timeout: Duration) {
+        let (mut term, mut int, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+            _ => {
+                tracing::error!("cannot install the signal handlers; stopping");
+                return;
+            }
+        };
         for id in self.queue.recover() {
             tracing::warn!(
                 "job {id} was interrupted (its daemon died); it runs again from scratch"
@@ -175,21 +206,9 @@ impl Daemon {
         let mut next_prune = Instant::now() + PRUNE_EVERY;
         let mut last_dog = Instant::now();
         let mut cancelled = false;
+        let mut changed: Vec<String> = Vec::new();
         loop {
-            if term.load(Ordering::SeqCst) && self.stopping.is_none() {
-                tracing::info!("stopping: no new jobs; {} running", self.running.len());
-                self.notifier.send("STOPPING=1");
-                self.stopping = Some(Instant::now() + stop_timeout);
-                if let Some(w) = &self.workflow {
-                    w.stop();
-                }
-            }
-            if hup.swap(false, Ordering::SeqCst) {
-                self.reload();
-            }
-            while let Ok(a) = self.rx.try_recv() {
-                self.finished(a);
-            }
+            self.metrics.beat();
             if let Some(deadline) = self.stopping {
                 for (_, w) in std::mem::take(&mut self.retries) {
                     self.requeue(&w, "the daemon is stopping");
@@ -206,19 +225,11 @@ impl Daemon {
                     cancelled = true;
                 }
             }
-            let now = Instant::now();
-            let mut wait = next_scan.saturating_duration_since(now).min(Duration::from_secs(1));
-            if let Some(dog) = self.notifier.watchdog_interval() {
-                wait = wait.min(dog);
-            }
-            let names = self.watcher.wait(wait);
-            let mut checked: Vec<String> = Vec::new();
-            for n in names {
-                if !checked.contains(&n) {
-                    if let Some(r) = self.queue.check(&n) {
-                        self.push_pending(r);
-                    }
-                    checked.push(n);
+            changed.sort();
+            changed.dedup();
+            for n in std::mem::take(&mut changed) {
+                if let Some(r) = self.queue.check(&n) {
+                    self.push_pending(r);
                 }
             }
             let now = Instant::now();
@@ -251,12 +262,44 @@ impl Daemon {
                 last_dog = Instant::now();
             }
             self.publish_status("running");
+            let mut wait = next_scan.saturating_duration_since(now).min(Duration::from_secs(1));
+            if let Some(dog) = self.notifier.watchdog_interval() {
+                wait = wait.min(dog / 2);
+            }
+            tokio::select! {
+                _ = term.recv() => self.begin_stop(stop_timeout),
+                _ = int.recv() => self.begin_stop(stop_timeout),
+                _ = hup.recv() => self.reload(),
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => match done {
+                    Ok(a) => self.finished(a),
+                    Err(e) => tracing::error!("a job's task ended abnormally: {e}"),
+                },
+                names = self.watcher.changed() => {
+                    if names.is_empty() {
+                        next_scan = Instant::now();
+                    }
+                    changed = names;
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
         }
         if let Some(w) = self.workflow.take() {
             w.join();
         }
         self.publish_status("stopped");
         tracing::info!("stopped: {} done, {} failed", self.counts.done, self.counts.failed);
+    }
+
+    fn begin_stop(&mut self, stop_timeout: Duration) {
+        if self.stopping.is_some() {
+            return;
+        }
+        tracing::info!("stopping: no new jobs; {} running", self.running.len());
+        self.notifier.send("STOPPING=1");
+        self.stopping = Some(Instant::now() + stop_timeout);
+        if let Some(w) = &self.workflow {
+            w.stop();
+        }
     }
 
     fn push_pending(&mut self, r: Ready) {
@@ -267,7 +310,7 @@ impl Daemon {
     }
 
     fn busy(&self, vm: &str) -> bool {
-        self.running.values().any(|(w, _)| w.vm_name == vm)
+        self.running.values().any(|(w, _, _)| w.vm_name == vm)
             || self.retries.iter().any(|(_, w)| w.vm_name == vm)
     }
 
@@ -347,15 +390,11 @@ impl Daemon {
                 attempt: work.attempt,
             });
         }
-        self.running.insert(work.claimed.id.clone(), (work.clone(), cancel.clone()));
-        let (cfg, tx, live) = (self.cfg.clone(), self.tx.clone(), self.live.clone());
+        self.running
+            .insert(work.claimed.id.clone(), (work.clone(), cancel.clone(), Instant::now()));
+        let (cfg, live) = (self.cfg.clone(), self.live.clone());
         let queue_dir = self.queue.dir().to_path_buf();
-        let waker = self.watcher.waker();
-        std::thread::spawn(move || {
-            let a = worker::attempt(work, &cfg, &queue_dir, cancel, &live);
-            let _ = tx.send(a);
-            waker.wake();
-        });
+        self.jobs.spawn_blocking(move || worker::attempt(work, &cfg, &queue_dir, cancel, &live));
     }
 
     fn requeue(&mut self, w: &Work, why: &str) {
@@ -367,7 +406,13 @@ impl Daemon {
 
     fn finished(&mut self, a: Attempt) {
         let id = a.work.claimed.id.clone();
-        self.running.remove(&id);
+        if let Some((_, _, started)) = self.running.remove(&id) {
+            self.metrics.job_duration.observe(started.elapsed().as_secs_f64());
+        }
+        for (stage, seconds) in &a.stages {
+            let label = metrics::StageLabel { stage: stage.name().to_string() };
+            self.metrics.stage_duration.get_or_create(&label).observe(*seconds);
+        }
         if let Ok(mut l) = self.live.lock() {
             l.retain(|j| j.id != id);
         }
@@ -386,10 +431,11 @@ impl Daemon {
                     tracing::warn!("[{id}] cannot file the record: {e}");
                 }
                 self.counts.done += 1;
+                self.metrics.count("success");
+                self.metrics.converted_bytes.inc_by(a.converted_bytes);
                 tracing::info!("job {id} ({}) succeeded: {}", a.work.vm_name, o.report.summary);
-                if let Some(u) = &self.cfg.webhook_url {
-                    results::post(u, results::event(&a, None));
-                }
+                let cfg = self.cfg.clone();
+                self.deliveries.job_finished(&cfg, results::finished(&a, None));
             }
             Err(e) if e.kind() == ErrorKind::Cancelled && self.root.is_cancelled() => {
                 let w = a.work.clone();
@@ -403,6 +449,7 @@ impl Daemon {
                     a.work.attempt,
                     delay.as_secs()
                 );
+                self.metrics.count("retried");
                 record.state = "retrying".into();
                 record.error = Some(e.to_string());
                 let _ = write_record(&a.work.claimed.dir, &record);
@@ -423,16 +470,16 @@ impl Daemon {
                     tracing::warn!("[{id}] cannot file the record: {w}");
                 }
                 self.counts.failed += 1;
+                self.metrics.count("failed");
                 tracing::error!("job {id} ({}) failed: {e}", a.work.vm_name);
-                if let Some(u) = &self.cfg.webhook_url {
-                    results::post(u, results::event(&a, file.as_deref()));
-                }
+                let cfg = self.cfg.clone();
+                self.deliveries.job_finished(&cfg, results::finished(&a, file.as_deref()));
             }
         }
     }
 
     fn heartbeat(&self) {
-        let running = self.running.values().map(|(w, _)| w);
+        let running = self.running.values().map(|(w, _, _)| w);
         for w in running.chain(self.retries.iter().map(|(_, w)| w)) {
             if let Some(r) = read_record(&w.claimed.dir) {
                 let _ = write_record(&w.claimed.dir, &r);
@@ -469,6 +516,8 @@ impl Daemon {
         self.counts.queued = self.queue.pending();
         self.counts.running = self.running.len();
         self.counts.retrying = self.retries.len();
+        self.metrics.running.set(self.counts.running as i64);
+        self.metrics.queue_depth.set(self.counts.queued as i64);
         let jobs: Vec<Live> = self.live.lock().map(|l| l.clone()).unwrap_or_default();
         let s = Status {
             instance: self.cfg.instance.clone(),

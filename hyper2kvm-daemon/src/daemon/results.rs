@@ -1,11 +1,8 @@
 //! What a finished job leaves for HyperSDK and the operator: `{vm_name}.error` (the message
 //! HyperSDK shows) with `{vm_name}.error.json` beside it, source clean-up after a verified
-//! success, libvirt definition, and the webhook.
+//! success, libvirt definition, and what the webhook and the mail say.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use hyper2kvm::Error;
 use serde_json::{Value, json};
@@ -192,73 +189,31 @@ pub fn event(a: &Attempt, error_file: Option<&Path>) -> Value {
     })
 }
 
-/// POSTs `body` to an `http://host[:port]/path` URL (in the background; failures are logged).
-pub fn post(url: &str, body: Value) {
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        if let Err(e) = post_now(&url, &body) {
-            tracing::warn!("webhook {url}: {e}");
-        }
-    });
-}
-
-fn post_now(url: &str, body: &Value) -> std::io::Result<()> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| std::io::Error::other("not http://"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// What the webhook and the mail say about a finished job.
+pub fn finished(a: &Attempt, error_file: Option<&Path>) -> super::deliver::Finished {
+    let event = event(a, error_file);
+    let w = &a.work;
+    let (verdict, detail) = match &a.result {
+        Ok(o) => ("succeeded", o.report.summary.clone()),
+        Err(e) => ("failed", e.to_string()),
     };
-    let addr =
-        if authority.contains(':') { authority.to_string() } else { format!("{authority}:80") };
-    let mut s = TcpStream::connect(&addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let data = body.to_string();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nUser-Agent: hyper2kvm/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{data}",
-        hyper2kvm::VERSION,
-        data.len()
-    )?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    let code = line.split_whitespace().nth(1).unwrap_or("");
-    if !code.starts_with('2') {
-        return Err(std::io::Error::other(format!(
-            "answered {:?}",
-            line.lines().next().unwrap_or("")
-        )));
+    let mut text = format!(
+        "Job {} ({}) {verdict} on attempt {}.\n\nManifest: {}\n{detail}\n",
+        w.claimed.id, w.vm_name, w.attempt, w.claimed.name
+    );
+    if let Ok(o) = &a.result {
+        text.push_str("\nOutputs:\n");
+        for x in &o.report.artifacts {
+            text.push_str(&format!("  {}\n", x.path.display()));
+        }
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::TcpListener;
-
-    #[test]
-    fn the_webhook_posts_json() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hook", l.local_addr().unwrap());
-        let t = std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            let mut buf = vec![0u8; 4096];
-            let mut got = Vec::new();
-            while !String::from_utf8_lossy(&got).contains("\"job.failed\"") {
-                let n = c.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&buf[..n]);
-            }
-            c.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-            String::from_utf8(got).unwrap()
-        });
-        post_now(&url, &json!({"event": "job.failed"})).unwrap();
-        let req = t.join().unwrap();
-        assert!(req.starts_with("POST /hook HTTP/1.1\r\n"), "{req}");
-        assert!(req.contains("Content-Type: application/json"), "{req}");
+    if let Some(f) = error_file {
+        text.push_str(&format!("\nError file: {}\n", f.display()));
+    }
+    super::deliver::Finished {
+        job_id: w.claimed.id.clone(),
+        event,
+        subject: format!("hyper2kvm: {} {verdict} (job {})", w.vm_name, w.claimed.id),
+        text,
     }
 }

@@ -14,7 +14,7 @@ use hyper2kvm::io::lexical;
 use hyper2kvm::libvirt::{DomainOptions, NetSource};
 use hyper2kvm::manifest::LoadedManifest;
 use hyper2kvm::pipeline::{Event, Job, JobOptions, JobOutcome};
-use hyper2kvm::{CancelToken, Error, ErrorKind};
+use hyper2kvm::{CancelToken, Error, ErrorKind, Stage};
 use serde_json::Value;
 
 use super::config::Config;
@@ -66,6 +66,10 @@ pub struct Attempt {
     pub sources: Vec<PathBuf>,
     /// Every disk had its checksum verified or the outputs were checked.
     pub verified: bool,
+    /// Each stage that ended, with its wall time.
+    pub stages: Vec<(Stage, f64)>,
+    /// Bytes of the source disks the convert stage went through.
+    pub converted_bytes: u64,
 }
 
 /// The name HyperSDK waits for, from a manifest document that may be invalid:
@@ -168,6 +172,8 @@ pub fn attempt(
         result: Err(Error::new(ErrorKind::Internal, "not run")),
         sources: Vec::new(),
         verified: false,
+        stages: Vec::new(),
+        converted_bytes: 0,
         work,
     };
     if let Some(why) = &out.work.refuse {
@@ -214,7 +220,19 @@ pub fn attempt(
     let job = Job::new(manifest, opts, cancel);
     let verbose = cfg.verbose_progress;
     let mut printer = EventPrinter::new();
+    let mut stages = Vec::new();
+    let mut converted: Vec<(String, u64)> = Vec::new();
     let result = job.run(&mut |e| {
+        match e {
+            Event::Finished { stage, seconds, .. } => stages.push((*stage, *seconds)),
+            Event::Progress { stage: Stage::Convert, item, done, .. } => {
+                match converted.iter_mut().find(|(i, _)| i == item) {
+                    Some((_, d)) => *d = (*d).max(*done),
+                    None => converted.push((item.clone(), *done)),
+                }
+            }
+            _ => {}
+        }
         let stage_percent = match e {
             Event::Started { stage } => Some((stage, 0)),
             Event::Progress { stage, done, total, .. } => {
@@ -241,6 +259,8 @@ pub fn attempt(
         Err(e) => say(&format!("error: {e}")),
     }
     out.result = result;
+    out.stages = stages;
+    out.converted_bytes = converted.iter().map(|(_, d)| d).sum();
     out
 }
 
