@@ -50,7 +50,11 @@ $got"
 }
 expect "$main" \
   "-rwxr-xr-x root:root /usr/bin/hyper2kvm" \
-  "-rwxr-xr-x root:root /usr/lib64/libhyper2kvm.so.1"
+  "-rwxr-xr-x root:root /usr/lib64/libhyper2kvm.so.1" \
+  "-rw-r--r-- root:root /usr/share/man/man1/hyper2kvm.1" \
+  "-rw-r--r-- root:root /usr/share/bash-completion/completions/hyper2kvm" \
+  "-rw-r--r-- root:root /usr/share/zsh/site-functions/_hyper2kvm" \
+  "-rw-r--r-- root:root /usr/share/fish/vendor_completions.d/hyper2kvm.fish"
 expect "$devel" \
   "-rw-r--r-- root:root /usr/include/hyper2kvm.h" \
   "lrwxrwxrwx root:root /usr/lib64/libhyper2kvm.so" \
@@ -60,6 +64,7 @@ expect "$daemon" \
   "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm.conf.example" \
   "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm-vsphere.conf.example" \
   "-rw-r--r-- root:root /etc/hyper2kvm/hyper2kvm-aws.conf.example" \
+  "-rw-r--r-- root:root /usr/share/man/man8/hyper2kvm-daemon.8" \
   "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm.service" \
   "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm@.service" \
   "-rw-r--r-- root:root /usr/lib/systemd/system/hyper2kvm.target" \
@@ -81,4 +86,20 @@ for want in "useradd -r -g hyper2kvm" "usermod -a -G" "preset hyper2kvm.service 
 done
 pc=$(rpm2cpio "$devel" | (cd "$work" && cpio -id --quiet './usr/lib64/pkgconfig/hyper2kvm.pc') && cat "$work/usr/lib64/pkgconfig/hyper2kvm.pc")
 [[ $pc == *"Version: 1.2.3"* && $pc == *"libdir=/usr/lib64"* ]] || fail "hyper2kvm.pc: $pc"
+# The manual pages render, and the completions are what the shells can load.
+(cd "$work" && rpm2cpio "$main" | cpio -id --quiet && rpm2cpio "$daemon" | cpio -id --quiet)
+page=$(MANWIDTH=80 man -l "$work/usr/share/man/man1/hyper2kvm.1" 2>&1) || fail "man -l hyper2kvm.1: $page"
+for want in "hyper2kvm(1)" "SUBCOMMANDS" "hyper2kvm-convert" "--log-format"; do
+  [[ $page == *"$want"* ]] || fail "hyper2kvm(1) does not show $want"
+done
+page=$(MANWIDTH=80 man -l "$work/usr/share/man/man8/hyper2kvm-daemon.8" 2>&1) || fail "man -l hyper2kvm-daemon.8: $page"
+for want in "hyper2kvm-daemon(8)" "--metrics-listen" "--stop-timeout" "METRICS_LISTEN"; do
+  [[ $page == *"$want"* ]] || fail "hyper2kvm-daemon(8) does not show $want"
+done
+bash -n "$work/usr/share/bash-completion/completions/hyper2kvm" || fail "bash completion does not parse"
+got=$(bash -c "source '$work/usr/share/bash-completion/completions/hyper2kvm'; COMP_WORDS=(hyper2kvm dae); COMP_CWORD=1; _hyper2kvm hyper2kvm dae hyper2kvm; echo \"\${COMPREPLY[*]}\"")
+[[ $got == *daemon* ]] || fail "bash completion of 'hyper2kvm dae' gave: $got"
+grep -q '#compdef hyper2kvm' "$work/usr/share/zsh/site-functions/_hyper2kvm" || fail "zsh completion lacks #compdef"
+grep -q "complete -c hyper2kvm" "$work/usr/share/fish/vendor_completions.d/hyper2kvm.fish" || fail "fish completion lacks complete -c"
+echo "test-packaging: man pages render, completions load"
 echo "test-packaging: RPMs built and checked: $(basename "$main") $(basename "$devel") $(basename "$daemon")"

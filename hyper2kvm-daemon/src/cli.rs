@@ -67,6 +67,26 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Show what a running daemon is doing (its status file).
     Status(StatusArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
+    Completions(CompletionsArgs),
+    /// Write the manual pages hyper2kvm.1 and hyper2kvm-daemon.8 into DIR (for packagers).
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
+}
+
+/// `hyper2kvm completions SHELL`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `hyper2kvm manpages DIR`.
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// Where the pages go (created when missing).
+    pub dir: PathBuf,
 }
 
 /// `hyper2kvm daemon`. Settings come from these flags, then the environment, then the config

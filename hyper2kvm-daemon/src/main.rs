@@ -10,6 +10,7 @@ mod commands;
 mod daemon;
 mod events;
 mod logger;
+mod manpages;
 mod output;
 mod signals;
 
@@ -41,6 +42,13 @@ fn main() -> ExitCode {
         Some(cli::Command::Status(a)) => {
             daemon::status::show(&daemon::state_dir(a.instance.as_deref(), a.state_dir), a.json)
         }
+        Some(cli::Command::Completions(a)) => {
+            use clap::CommandFactory;
+            let mut cmd = cli::Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "hyper2kvm", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Some(cli::Command::Manpages(a)) => manpages::write(&a.dir),
         None if args.direct.manifest_path().is_some() => commands::run::run(&args.direct),
         None => {
             eprintln!("hyper2kvm: give a command or a manifest (hyper2kvm --help)");

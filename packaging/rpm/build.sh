@@ -41,8 +41,13 @@ cargo build --release --quiet -p hyper2kvm-daemon -p hyper2kvm-ffi
 
 stage="$topdir/stage/hyper2kvm-$version"
 rm -rf "$topdir/stage"
-mkdir -p "$stage"/{bin,lib,include,systemd,config} "$topdir"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
+mkdir -p "$stage"/{bin,lib,include,systemd,config,man,completions} "$topdir"/{SOURCES,SPECS,BUILD,RPMS,SRPMS}
 install -m 0755 target/release/hyper2kvm "$stage/bin/hyper2kvm"
+# Manual pages and completions, generated from the command's own clap definitions.
+target/release/hyper2kvm manpages "$stage/man"
+for sh in bash zsh fish; do
+  target/release/hyper2kvm completions "$sh" > "$stage/completions/hyper2kvm.$sh"
+done
 install -m 0755 target/release/libhyper2kvm.so "$stage/lib/libhyper2kvm.so.1"
 install -m 0644 hyper2kvm-ffi/hyper2kvm.pc.in "$stage/lib/hyper2kvm.pc.in"
 install -m 0644 include/hyper2kvm.h "$stage/include/hyper2kvm.h"
