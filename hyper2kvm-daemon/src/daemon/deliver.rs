@@ -43,15 +43,17 @@ struct TryError {
 impl Deliveries {
     /// A client with a per-request timeout and no redirects (a webhook answers, it does not
     /// send us elsewhere).
-    pub fn new(timeout: Duration) -> Deliveries {
+    /// Fails when the TLS client cannot be built (then the daemon does not start, rather than
+    /// panicking later in a default client).
+    pub fn new(timeout: Duration) -> Result<Deliveries, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("hyper2kvm/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
-        Deliveries { http, tasks: JoinSet::new() }
+            .map_err(|e| format!("cannot build the webhook client: {}", error_chain(&e)))?;
+        Ok(Deliveries { http, tasks: JoinSet::new() })
     }
 
     /// Starts the deliveries `cfg` asks for about `job`.

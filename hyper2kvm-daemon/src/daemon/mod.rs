@@ -142,7 +142,7 @@ impl Daemon {
                 .map_err(|e| format!("METRICS_LISTEN {addr}: cannot listen: {e}"))?;
             tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
         }
-        let deliveries = Deliveries::new(cfg.webhook_timeout);
+        let deliveries = Deliveries::new(cfg.webhook_timeout)?;
         let root = CancelToken::new();
         let cfg = Arc::new(cfg);
         let workflow = match &cfg.workflow_dir {
