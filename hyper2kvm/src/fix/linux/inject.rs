@@ -82,13 +82,14 @@ fn read_image(data: &[u8], version: &str) -> Result<Option<ImageModules>> {
     let mut names = BTreeSet::new();
     let mut dir = None;
     let mut all = Vec::new();
-    walk(data, &mut |m| {
+    let is_module = |name: &str, mode: u32| mode & 0o170000 == 0o100000 && name.contains(".ko");
+    walk(data, &is_module, &mut |m| {
         if m.name.ends_with(&format!("modules/{version}/modules.order"))
             || m.name.ends_with(&format!("modules/{version}/modules.dep"))
         {
             dir = m.name.rsplit_once('/').map(|(d, _)| d.to_string());
         }
-        if m.mode & 0o170000 == 0o100000 && m.name.contains(".ko") {
+        if is_module(m.name, m.mode) {
             all.push((m.name.to_string(), m.data.to_vec()));
         }
         names.insert(m.name.to_string());
