@@ -76,7 +76,14 @@ fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
         tail(&r.console, 20)
     );
     eprintln!("corpus: {variant} before: no marker, gave up after {:.0} s", r.seconds);
-    let o = hyper2kvm().args(["inspect", "--json"]).arg(&vmdk).output().unwrap();
+    // Our own OS inspection and libguestfs's inspect_os, in the same session, must agree on
+    // every variant (root, mount points, distribution, version, host name, tools, …).
+    let o = hyper2kvm()
+        .env("HYPER2KVM_INSPECTOR", "compare")
+        .args(["inspect", "--json"])
+        .arg(&vmdk)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let verdict = &v["inputs"][0]["result"]["boot_verdict"];

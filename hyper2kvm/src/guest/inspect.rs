@@ -1,7 +1,9 @@
 //! What is installed on the guest: operating system, boot chain, kernels and whether they can
 //! boot from virtio, storage stack, network configuration style, hypervisor tools.
 //!
-//! libguestfs finds the OS and its filesystems; everything that decides what the fixers do
+//! We find a Linux guest's root and mount points ourselves ([`linux_root`]); libguestfs's
+//! general `inspect_os` finds the others (Windows, several roots, md RAID, LUKS), or every
+//! guest when [`Inspector::Libguestfs`] is chosen. Everything that decides what the fixers do
 //! (kernels, initramfs contents, boot loader, network files) is read by our own code.
 
 use std::collections::BTreeMap;
@@ -9,8 +11,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Accel, Guest, gerr, initramfs};
-use crate::error::Result;
+use super::linux_root::{self, Found};
+use super::{Accel, Guest, Inspector, gerr, initramfs};
+use crate::error::{Error, ErrorKind, Result};
 
 /// ESP partition type GUID (UEFI 2.x, 5.3.3).
 const GPT_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
@@ -136,16 +139,8 @@ pub struct Inspection {
 /// `Ok(None)` means the disks hold no operating system (a data disk, a blank disk).
 pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
     let h = g.handle();
-    let roots = h.inspect_os().map_err(|e| gerr("OS inspection", e))?;
-    let Some(root) = roots.first().cloned() else { return Ok(None) };
-    let get =
-        |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
-    let mountpoints: BTreeMap<String, String> = h
-        .inspect_get_mountpoints(&root)
-        .map_err(|e| gerr("mount points", e))?
-        .into_iter()
-        .collect();
-    let mut order: Vec<(&String, &String)> = mountpoints.iter().collect();
+    let Some(found) = find_os(g)? else { return Ok(None) };
+    let mut order: Vec<(&String, &String)> = found.mountpoints.iter().collect();
     order.sort_by_key(|(mp, _)| mp.len());
     for (mp, dev) in order {
         let r = if g.writable() { h.mount(dev, mp) } else { h.mount_ro(dev, mp) };
@@ -153,20 +148,37 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
             tracing::warn!("cannot mount {dev} on {mp}: {}", gerr("mount", e).message());
         }
     }
-    let major = h.inspect_get_major_version(&root).unwrap_or(0);
-    let minor = h.inspect_get_minor_version(&root).unwrap_or(0);
+    let packages = if found.by_libguestfs {
+        let apps = h.inspect_list_applications2(&found.root).unwrap_or_default();
+        apps.into_iter().map(|a| a.app2_name).collect()
+    } else {
+        own_packages(g, &found, scratch)
+    };
+    if g.inspector() == Inspector::Compare && found.os_type == "linux" {
+        let ours = hypervisor_tools(g, &own_packages(g, &found, scratch));
+        let theirs = hypervisor_tools(g, &packages);
+        if ours != theirs {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "inspection: hypervisor tools differ: ours {ours:?}, libguestfs {theirs:?}"
+                ),
+            ));
+        }
+    }
     let (partition_table, firmware) = firmware(g);
+    let (major, minor) = found.version;
     let mut insp = Inspection {
         accel: g.accel(),
-        os_type: OsType::from_name(&get(h.inspect_get_type(&root))),
-        distro: get(h.inspect_get_distro(&root)),
+        os_type: OsType::from_name(&found.os_type),
+        distro: found.distro.clone(),
         version: format!("{major}.{minor}"),
-        product_name: get(h.inspect_get_product_name(&root)),
-        arch: get(h.inspect_get_arch(&root)),
-        hostname: get(h.inspect_get_hostname(&root)),
-        package_format: get(h.inspect_get_package_format(&root)),
-        root_device: root.clone(),
-        mountpoints,
+        product_name: found.product_name.clone(),
+        arch: found.arch.clone(),
+        hostname: found.hostname.clone(),
+        package_format: found.package_format.clone(),
+        root_device: found.root.clone(),
+        mountpoints: found.mountpoints.clone(),
         bootloader: "unknown".into(),
         grub_config: None,
         firmware,
@@ -174,10 +186,11 @@ pub fn inspect(g: &Guest, scratch: &Path) -> Result<Option<Inspection>> {
         storage: storage(g),
         kernels: Vec::new(),
         network: network_styles(g),
-        hypervisor_tools: hypervisor_tools(g, &root),
+        hypervisor_tools: hypervisor_tools(g, &packages),
         selinux: None,
         windows: None,
     };
+    let root = found.root.clone();
     for (path, kind) in [
         ("/boot/grub/grub.cfg", "grub2"),
         ("/boot/grub2/grub.cfg", "grub2"),
@@ -226,19 +239,16 @@ fn firmware(g: &Guest) -> (String, String) {
 }
 
 fn storage(g: &Guest) -> Vec<String> {
-    let h = g.handle();
+    let devices = g.block_devices();
     let mut out = Vec::new();
-    if h.lvs().is_ok_and(|l| !l.is_empty()) {
-        out.push("lvm".into());
-    }
-    let fs = h.list_filesystems().unwrap_or_default();
-    if fs.values().any(|t| t == "crypto_LUKS") || fs.keys().any(|d| d.contains("/dev/mapper/luks"))
-    {
-        out.push("luks".into());
-    }
-    if h.list_md_devices().is_ok_and(|m| !m.is_empty()) {
-        out.push("mdraid".into());
-    }
+    let mut add = |used: bool, name: &str| {
+        if used {
+            out.push(name.to_string());
+        }
+    };
+    add(devices.iter().any(|d| d.fs_type == "LVM2_member"), "lvm");
+    add(devices.iter().any(|d| d.fs_type == "crypto_LUKS"), "luks");
+    add(devices.iter().any(|d| d.fs_type == "linux_raid_member"), "mdraid");
     out
 }
 
@@ -258,11 +268,112 @@ fn network_styles(g: &Guest) -> Vec<String> {
     out
 }
 
-fn hypervisor_tools(g: &Guest, root: &str) -> Vec<String> {
-    let apps = g.handle().inspect_list_applications2(root).unwrap_or_default();
-    let mut out: Vec<String> = apps
+/// The operating system, found by us or by libguestfs as [`Inspector`] says.
+fn find_os(g: &Guest) -> Result<Option<Found>> {
+    let inspector = g.inspector();
+    let ours = match inspector {
+        Inspector::Libguestfs => Err("libguestfs's inspection was asked for".to_string()),
+        _ => linux_root::find(g),
+    };
+    match (&ours, inspector) {
+        (Ok(found), Inspector::Own | Inspector::Auto) => {
+            tracing::debug!("own inspection: root {}", found.root);
+            return Ok(Some(found.clone()));
+        }
+        (Err(why), _) => tracing::info!("using libguestfs's OS inspection: {why}"),
+        _ => {}
+    }
+    let theirs = by_libguestfs(g)?;
+    if let (Inspector::Compare, Ok(ours)) = (inspector, &ours) {
+        let same = theirs.as_ref().is_some_and(|t| comparable(t) == comparable(ours));
+        if !same {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("inspection: ours found {ours:?}, libguestfs found {theirs:?}"),
+            ));
+        }
+    }
+    Ok(theirs)
+}
+
+/// What [`Inspector::Compare`] compares: everything but who found it, with btrfs subvolumes
+/// named without their device (libguestfs names a single-disk guest's btrfs volume by the
+/// appliance's second disk, `btrfsvol:/dev/sdb1/@`, where blkid and we say `/dev/sda1`).
+fn comparable(f: &Found) -> Found {
+    let strip = |m: &String| match m.strip_prefix("btrfsvol:/dev/") {
+        Some(rest) => {
+            // The device is `/dev/sdXN` (or `/dev/VG/LV`); the subvolume path follows it.
+            let parts: Vec<&str> = rest.split('/').collect();
+            let skip = if super::is_controller_name(&format!("/dev/{}", parts[0])) { 1 } else { 2 };
+            format!("btrfsvol:{}", parts.get(skip..).unwrap_or_default().join("/"))
+        }
+        None => m.clone(),
+    };
+    Found {
+        root: strip(&f.root),
+        mountpoints: f.mountpoints.iter().map(|(k, v)| (k.clone(), strip(v))).collect(),
+        by_libguestfs: false,
+        ..f.clone()
+    }
+}
+
+/// libguestfs's `inspect_os`: the first root it finds.
+fn by_libguestfs(g: &Guest) -> Result<Option<Found>> {
+    let h = g.handle();
+    let roots = h.inspect_os().map_err(|e| gerr("OS inspection", e))?;
+    let Some(root) = roots.first().cloned() else { return Ok(None) };
+    let get =
+        |r: std::result::Result<String, guestfs::Error>| r.unwrap_or_else(|_| "unknown".into());
+    let mountpoints: BTreeMap<String, String> = h
+        .inspect_get_mountpoints(&root)
+        .map_err(|e| gerr("mount points", e))?
+        .into_iter()
+        .collect();
+    let major = h.inspect_get_major_version(&root).unwrap_or(0);
+    let minor = h.inspect_get_minor_version(&root).unwrap_or(0);
+    Ok(Some(Found {
+        os_type: get(h.inspect_get_type(&root)),
+        distro: get(h.inspect_get_distro(&root)),
+        version: (major, minor),
+        product_name: get(h.inspect_get_product_name(&root)),
+        arch: get(h.inspect_get_arch(&root)),
+        hostname: get(h.inspect_get_hostname(&root)),
+        package_format: get(h.inspect_get_package_format(&root)),
+        root,
+        mountpoints,
+        by_libguestfs: true,
+    }))
+}
+
+/// Installed packages as our own inspection reads them: dpkg's status file; for other
+/// package managers, the hypervisor tools' own programs stand in for their packages.
+fn own_packages(g: &Guest, found: &Found, scratch: &Path) -> Vec<String> {
+    if found.package_format == "deb" {
+        return match g.read_large("/var/lib/dpkg/status", scratch) {
+            Ok(status) => linux_root::dpkg_installed(&String::from_utf8_lossy(&status)),
+            Err(e) => {
+                tracing::warn!("{}", e.message());
+                Vec::new()
+            }
+        };
+    }
+    [
+        ("/usr/bin/vmtoolsd", "open-vm-tools"),
+        ("/usr/sbin/hv_kvp_daemon", "hyperv-daemons"),
+        ("/usr/sbin/hypervkvpd", "hyperv-daemons"),
+        ("/usr/sbin/VBoxService", "virtualbox-guest-additions"),
+    ]
+    .into_iter()
+    .filter(|(file, _)| g.is_file(file))
+    .map(|(_, package)| package.to_string())
+    .collect()
+}
+
+/// The other hypervisors' tools among the installed packages, and those installed without a
+/// package.
+fn hypervisor_tools(g: &Guest, packages: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = packages
         .iter()
-        .map(|a| a.app2_name.clone())
         .filter(|n| {
             n.starts_with("open-vm-tools")
                 || n.starts_with("vmware-tools")
@@ -271,6 +382,7 @@ fn hypervisor_tools(g: &Guest, root: &str) -> Vec<String> {
                 || n.starts_with("virtualbox-guest")
                 || n.starts_with("VBoxGuestAdditions")
         })
+        .cloned()
         .collect();
     if g.exists("/etc/vmware-tools/locations")
         && !out.iter().any(|n| n.contains("vm-tools") || n.contains("vmware"))

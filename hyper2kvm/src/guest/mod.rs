@@ -7,8 +7,10 @@
 
 pub mod accel;
 mod change;
+pub mod devices;
 pub mod initramfs;
 pub mod inspect;
+mod linux_root;
 pub mod registry;
 pub mod windows;
 
@@ -19,6 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::image::ImageFormat;
 pub use accel::{Accel, AccelChoice};
 pub use change::{Action, Change};
+pub use devices::BlockDevice;
 
 /// One disk handed to the appliance.
 #[derive(Debug, Clone)]
@@ -38,6 +41,38 @@ pub struct GuestOptions {
     pub accel: AccelChoice,
     /// libguestfs debug output on stderr.
     pub verbose: bool,
+    /// Who finds the operating system.
+    pub inspector: Inspector,
+}
+
+/// Who finds the guest's operating system, its root and its mount points
+/// ([`inspect::inspect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inspector {
+    /// `HYPER2KVM_INSPECTOR=own|libguestfs|compare` when set, else [`Inspector::Own`].
+    #[default]
+    Auto,
+    /// Our own reading of the file systems, `/etc/fstab` and os-release, with libguestfs's
+    /// general `inspect_os` only when ours cannot decide (no Linux root, or several).
+    Own,
+    /// libguestfs's `inspect_os` always (slower; for comparison and benchmarks).
+    Libguestfs,
+    /// Both, in the same session; any difference is an error (for tests).
+    Compare,
+}
+
+impl Inspector {
+    /// The choice with `Auto` resolved from the environment.
+    pub fn resolve(self) -> Inspector {
+        match self {
+            Inspector::Auto => match std::env::var("HYPER2KVM_INSPECTOR").ok().as_deref() {
+                Some("libguestfs") => Inspector::Libguestfs,
+                Some("compare") => Inspector::Compare,
+                _ => Inspector::Own,
+            },
+            other => other,
+        }
+    }
 }
 
 /// A running libguestfs appliance with the guest's disks attached.
@@ -46,6 +81,8 @@ pub struct Guest {
     accel: Accel,
     disks: Vec<GuestDisk>,
     writable: bool,
+    inspector: Inspector,
+    devices: std::sync::OnceLock<Vec<BlockDevice>>,
 }
 
 impl std::fmt::Debug for Guest {
@@ -124,7 +161,14 @@ impl Guest {
         tracing::info!("starting the libguestfs appliance ({accel:?})");
         handle.launch().map_err(|e| gerr("cannot start the libguestfs appliance", e))?;
         tracing::info!("appliance running");
-        Ok(Guest { handle, accel, disks: disks.to_vec(), writable: opts.writable })
+        Ok(Guest {
+            handle,
+            accel,
+            disks: disks.to_vec(),
+            writable: opts.writable,
+            inspector: opts.inspector.resolve(),
+            devices: std::sync::OnceLock::new(),
+        })
     }
 
     /// The libguestfs handle, for modules that call it directly.
@@ -140,6 +184,16 @@ impl Guest {
     /// The attached disks.
     pub fn disks(&self) -> &[GuestDisk] {
         &self.disks
+    }
+
+    /// Who finds the operating system in this session.
+    pub fn inspector(&self) -> Inspector {
+        self.inspector
+    }
+
+    /// Every disk, partition and logical volume with its blkid tags (read on first use).
+    pub fn block_devices(&self) -> &[BlockDevice] {
+        self.devices.get_or_init(|| devices::scan(self))
     }
 
     /// True when the disks are writable.

@@ -169,16 +169,14 @@ pub fn inspect_windows(g: &Guest, root: &str) -> Option<WindowsInfo> {
 pub fn bitlocker_volumes(g: &Guest) -> Vec<String> {
     // Not `list_filesystems`: it leaves encrypted volumes out. Every whole device and
     // partition is asked for its blkid type instead.
-    let h = g.handle();
-    let mut all = h.list_devices().unwrap_or_default();
-    all.extend(h.list_partitions().unwrap_or_default());
-    let mut v: Vec<String> = all
-        .into_iter()
+    let mut v: Vec<String> = g
+        .block_devices()
+        .iter()
         .filter(|d| {
-            h.vfs_type(d).is_ok_and(|t| {
-                t.eq_ignore_ascii_case("BitLocker") || t.eq_ignore_ascii_case("crypto_BitLocker")
-            })
+            d.fs_type.eq_ignore_ascii_case("BitLocker")
+                || d.fs_type.eq_ignore_ascii_case("crypto_BitLocker")
         })
+        .map(|d| d.name.clone())
         .collect();
     v.sort();
     v.dedup();
