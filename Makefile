@@ -8,14 +8,16 @@ CARGO ?= cargo
 VENV := .venv
 LIBDIR := target/lib
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Each step of `make test` is timed into target/steps.txt (printed at the end, or on failure).
+STEP := scripts/timed.sh
 
-.PHONY: setup build demo test test-rust test-c test-py test-packaging test-fuzz check-header lint bench clean-cache
+.PHONY: steps-reset setup build demo test test-rust test-c test-py test-packaging test-fuzz check-header lint bench clean-cache
 
 setup:
-	@scripts/setup.sh
+	@$(STEP) setup scripts/setup.sh
 
 build: setup
-	$(CARGO) build --release
+	$(STEP) build $(CARGO) build --release
 	@mkdir -p $(LIBDIR)
 	@cp target/release/libhyper2kvm.so $(LIBDIR)/libhyper2kvm.so.1
 	@ln -sf libhyper2kvm.so.1 $(LIBDIR)/libhyper2kvm.so
@@ -25,29 +27,32 @@ build: setup
 demo: build
 	scripts/demo.sh
 
-test: build lint check-header test-rust test-c test-py test-packaging test-fuzz
-	@echo "make test: all suites passed"
+test: steps-reset build lint check-header test-rust test-c test-py test-packaging test-fuzz
+	@echo "make test: all suites passed; time per step:" && cat target/steps.txt
+
+steps-reset:
+	@mkdir -p target && : > target/steps.txt
 
 test-rust: build
-	$(CARGO) nextest run --release --no-fail-fast
+	$(STEP) test-rust $(CARGO) nextest run --release --no-fail-fast
 
 test-c: build
-	scripts/test-c.sh
+	$(STEP) test-c scripts/test-c.sh
 
 test-py: build
-	$(VENV)/bin/maturin develop --quiet --release -m hyper2kvm-py/Cargo.toml
+	$(STEP) maturin $(VENV)/bin/maturin develop --quiet --release -m hyper2kvm-py/Cargo.toml
 	$(VENV)/bin/python -m mypy.stubtest hyper2kvm._hyper2kvm
 	$(VENV)/bin/python -m mypy --strict hyper2kvm-py/python/hyper2kvm
-	$(VENV)/bin/python -m pytest -q hyper2kvm-py/tests --doctest-modules hyper2kvm-py/python/hyper2kvm
+	$(STEP) pytest $(VENV)/bin/python -m pytest -q hyper2kvm-py/tests --doctest-modules hyper2kvm-py/python/hyper2kvm
 
 test-packaging: build
-	scripts/test-packaging.sh
+	$(STEP) test-packaging scripts/test-packaging.sh
 
 # Every cargo-fuzz target for FUZZ_SECONDS each on the committed corpus, after replaying the
 # kept crashes (docs/fuzzing.md).
 FUZZ_SECONDS ?= 20
 test-fuzz: setup
-	scripts/fuzz.sh $(FUZZ_SECONDS)
+	$(STEP) test-fuzz scripts/fuzz.sh $(FUZZ_SECONDS)
 
 check-header: build
 	@cbindgen --quiet --config hyper2kvm-ffi/cbindgen.toml --crate hyper2kvm-ffi --output target/hyper2kvm.h.check hyper2kvm-ffi
@@ -56,7 +61,7 @@ check-header: build
 
 lint: setup
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --release -- -D warnings
+	$(STEP) clippy $(CARGO) clippy --workspace --all-targets --release -- -D warnings
 	python3 scripts/check-layers.py
 
 bench: build
