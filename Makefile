@@ -68,4 +68,5 @@ bench: build
 	bench/convert.sh
 	bench/manifest.sh
 	bench/v2v.sh
+	bench/trim.sh
 	$(CARGO) bench -p hyper2kvm-daemon --bench daemon_queue

@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Convert a Windows guest without virtio drivers with SATA disks and an e1000 NIC.
     #[arg(long)]
     pub allow_no_virtio: bool,
+    /// Keep the blocks the guest's file systems do not use (deleted files) in the outputs
+    /// instead of discarding them after the fixes.
+    #[arg(long)]
+    pub no_trim: bool,
 }
 
 /// The subcommands.
@@ -220,6 +224,10 @@ pub struct ConvertArgs {
     /// e1000 NIC, instead of refusing it.
     #[arg(long)]
     pub allow_no_virtio: bool,
+    /// Keep the blocks the guest's file systems do not use (deleted files) in the outputs
+    /// instead of discarding them after the fixes.
+    #[arg(long)]
+    pub no_trim: bool,
     /// The libvirt domain and validation.
     #[command(flatten)]
     pub domain: DomainArgs,

@@ -9,19 +9,33 @@ use crate::boot::tail;
 
 /// The cached guest of `variant` (built on first use): its VMDK, MAC and kernel version.
 pub fn debian(variant: &str) -> (PathBuf, String, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests/debian.sh");
-    let out = Command::new(script).arg(variant).output().unwrap();
-    assert!(
-        out.status.success(),
-        "building the {variant} test guest failed:\n{}",
-        tail(&String::from_utf8_lossy(&out.stderr), 40)
-    );
-    let vmdk = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let vmdk = build("debian.sh", variant);
     let read = |f: &str| {
         std::fs::read_to_string(vmdk.parent().unwrap().join(f)).unwrap().trim().to_string()
     };
     let (mac, kernel) = (read("mac"), read("kernel"));
     (vmdk, mac, kernel)
+}
+
+/// The cached guest of `tests/guests/deleted.sh`: `base` after 1 GiB was written to its root
+/// and deleted (built on first use); its VMDK and MAC.
+#[allow(dead_code)]
+pub fn deleted(base: &str) -> (PathBuf, String) {
+    let vmdk = build("deleted.sh", base);
+    let mac = std::fs::read_to_string(vmdk.parent().unwrap().join("mac")).unwrap();
+    (vmdk, mac.trim().to_string())
+}
+
+/// Runs a guest builder of tests/guests with its one argument; the VMDK it printed.
+fn build(script: &str, arg: &str) -> PathBuf {
+    let path = format!("{}/../tests/guests/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&path).arg(arg).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {arg}: building the test guest failed:\n{}",
+        tail(&String::from_utf8_lossy(&out.stderr), 40)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// What the builder wrote next to a cached guest's VMDK: `macs` (one per line) or `expect`

@@ -60,6 +60,7 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         configuration,
         virtio_win: args.virtio_win.clone(),
         allow_no_virtio: args.allow_no_virtio,
+        trim: !args.no_trim,
         ..FixOptions::default()
     };
     if args.dry_run {

@@ -31,6 +31,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         boot_test: args.boot_test.then(BootTestOptions::default),
         virtio_win: args.virtio_win.clone(),
         allow_no_virtio: args.allow_no_virtio,
+        trim: !args.no_trim,
         ..JobOptions::default()
     };
     let run = match ManifestRun::load(path, opts, CancelToken::new()) {

@@ -4,11 +4,11 @@
 //! written.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use super::guest::{FixRequest, FstabBeforeAfter, fix_outputs};
-use super::plan::{PlannedDisk, plan_domain};
+use super::plan::{ExpectedChecksum, PlannedDisk, plan_domain};
 use super::staging::{Staging, sync_file};
 use super::{ConvertOptions, ConvertOutput, DomainReport};
 use crate::bootchain::Verdict;
@@ -18,6 +18,7 @@ use crate::formats::vhd;
 use crate::guest::GuestDisk;
 use crate::guest::inspect::Inspection;
 use crate::image::{DiskImage, ImageFormat};
+use crate::io::sha256::{HashOptions, PACE_WINDOW, hash_file, process_read_bytes};
 use crate::libvirt::{Firmware, VmDescription, write_domain};
 use crate::progress::{CancelToken, Progress, Stage};
 use crate::qemu_img::{self, BlockSpec, CheckReport};
@@ -107,11 +108,84 @@ fn convert_one(
     let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
         let merged = j.temp_path.with_extension("merge-part");
         convert_vhd_chain(&j.image, &merged, &j.temp_path, qopts, report, cancel)
+    } else if let Some(sum) = &j.checksum {
+        convert_hashed(j, sum, qopts, report, cancel)
     } else {
         let spec = j.image.block_spec()?;
         qemu_img::convert(&spec, &j.temp_path, qopts, report, cancel)
     };
     result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })
+}
+
+/// Converts one disk while hashing its source in the same pass: the hash is paced to stay
+/// within [`PACE_WINDOW`] of what qemu-img has read, so one of them reads each block from
+/// storage and the other finds it in the page cache. A mismatch removes the output.
+fn convert_hashed(
+    j: &PlannedDisk,
+    sum: &ExpectedChecksum,
+    qopts: &qemu_img::ConvertOptions,
+    report: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+) -> Result<()> {
+    let spec = j.image.block_spec()?;
+    let pid = AtomicU32::new(0);
+    let finished = AtomicBool::new(false);
+    // qemu-img's position: what it has read, or (for holes it skips without reading) the share
+    // of the image it reports done, whichever is further.
+    let fraction = AtomicU64::new(0f64.to_bits());
+    let file_len = std::fs::metadata(&sum.file).map(|m| m.len()).unwrap_or(0);
+    let pace = || {
+        if finished.load(Ordering::SeqCst) {
+            return None;
+        }
+        let reported = (f64::from_bits(fraction.load(Ordering::SeqCst)) * file_len as f64) as u64;
+        match pid.load(Ordering::SeqCst) {
+            0 => Some(0),
+            p => process_read_bytes(p).map(|read| read.max(reported)),
+        }
+    };
+    let (converted, hashed) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| {
+            let o =
+                HashOptions { pace: Some(&pace), window: PACE_WINDOW, report: &mut |_| {}, cancel };
+            hash_file(&sum.file, o)
+        });
+        let converted = qemu_img::convert_observed(
+            &spec,
+            &j.temp_path,
+            qopts,
+            &mut |f| {
+                fraction.store(f.to_bits(), Ordering::SeqCst);
+                report(f);
+            },
+            cancel,
+            &mut |p| pid.store(p, Ordering::SeqCst),
+        );
+        finished.store(true, Ordering::SeqCst);
+        let hashed = hasher.join().unwrap_or_else(|_| {
+            Err(Error::new(ErrorKind::Internal, "the hashing thread panicked"))
+        });
+        (converted, hashed)
+    });
+    let checked = hashed.and_then(|got| {
+        if got == sum.sha256 {
+            tracing::info!("{}: sha256 verified in the conversion's read", sum.what);
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Checksum,
+                format!("{}: sha256 is {got}, the manifest says {}", sum.what, sum.sha256),
+            )
+            .with_path(&sum.manifest))
+        }
+    });
+    if let Err(e) = converted {
+        return Err(e);
+    }
+    if checked.is_err() {
+        let _ = std::fs::remove_file(&j.temp_path);
+    }
+    checked
 }
 
 /// Converts every disk to its temporary output, up to `parallel` at once; progress is

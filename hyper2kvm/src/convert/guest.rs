@@ -105,6 +105,10 @@ pub(crate) fn fix_outputs(
         // Read before the fixers remove the MAC pinning.
         let macs = if linux { bootchain::target_macs(&g, source_macs)? } else { Vec::new() };
         let fixed = crate::fix::apply(&g, &insp, fix, scratch, disk_bus)?;
+        if !fix.dry_run && fix.trim {
+            let trimmed = g.trim();
+            tracing::info!("discarded the free blocks of {}", trimmed.join(", "));
+        }
         if !linux {
             return Ok(FixOutcome {
                 guest: Some(insp),

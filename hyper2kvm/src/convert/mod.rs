@@ -16,7 +16,7 @@ use serde::Serialize;
 
 pub(crate) use self::execute::{Executed, Execution, execute};
 pub use self::guest::FstabBeforeAfter;
-pub(crate) use self::plan::{PlannedDisk, disk_file_name, output_files};
+pub(crate) use self::plan::{ExpectedChecksum, PlannedDisk, disk_file_name, output_files};
 pub(crate) use self::staging::Staging;
 use crate::appliance;
 use crate::bootchain::Verdict;

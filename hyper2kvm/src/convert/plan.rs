@@ -58,6 +58,21 @@ pub(crate) struct PlannedDisk {
     pub image: DiskImage,
     pub final_path: PathBuf,
     pub temp_path: PathBuf,
+    /// A checksum to verify in the conversion's own read of the source.
+    pub checksum: Option<ExpectedChecksum>,
+}
+
+/// What a source file must hash to, and how to name it when it does not.
+#[derive(Debug, Clone)]
+pub(crate) struct ExpectedChecksum {
+    /// The file hashed (the manifest's `local_path`).
+    pub file: PathBuf,
+    /// Lowercase hex SHA-256.
+    pub sha256: String,
+    /// `disks[0] (disk-0, /exports/web01/disk-0.vmdk)`.
+    pub what: String,
+    /// The manifest, named in the error.
+    pub manifest: PathBuf,
 }
 
 impl PlannedDisk {
@@ -68,6 +83,7 @@ impl PlannedDisk {
             image,
             temp_path: out_dir.join(format!(".{file}.hyper2kvm-part")),
             final_path: out_dir.join(file),
+            checksum: None,
         }
     }
 }

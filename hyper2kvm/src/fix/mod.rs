@@ -94,6 +94,9 @@ pub struct FixOptions {
     /// Convert a Windows guest that has no virtio drivers available with SATA disks and an
     /// e1000 NIC instead of refusing it.
     pub allow_no_virtio: bool,
+    /// After the fixes, discard the blocks the guest's file systems do not use (`fstrim` in the
+    /// appliance), so they become holes in the output instead of copies of deleted data.
+    pub trim: bool,
 }
 
 impl Default for FixOptions {
@@ -109,6 +112,7 @@ impl Default for FixOptions {
             configuration: GuestConfiguration::default(),
             virtio_win: None,
             allow_no_virtio: false,
+            trim: true,
         }
     }
 }

@@ -152,6 +152,9 @@ impl Guest {
             let args = guestfs::AddDriveOptArgs {
                 readonly: Some(!opts.writable),
                 format: Some(d.format.qemu_driver()),
+                // Only our own outputs are writable: a discard there (fstrim) frees the
+                // block in the output file.
+                discard: opts.writable.then_some("besteffort"),
                 ..Default::default()
             };
             handle
@@ -261,6 +264,22 @@ impl Guest {
     /// Writes a file in the guest (the disks must be writable).
     pub fn write(&self, path: &str, content: &[u8]) -> Result<()> {
         self.handle.write(path, content).map_err(|e| gerr(&format!("writing {path}"), e))
+    }
+
+    /// Discards the free blocks of every mounted file system (`fstrim`); returns the mount
+    /// points trimmed. A file system that cannot be trimmed is skipped with a warning.
+    pub fn trim(&self) -> Vec<String> {
+        let mut done = Vec::new();
+        let mounts = self.handle.mountpoints().unwrap_or_default();
+        let mut points: Vec<String> = mounts.into_iter().map(|(_, mp)| mp).collect();
+        points.sort();
+        for mp in points {
+            match self.handle.fstrim(&mp, Default::default()) {
+                Ok(()) => done.push(mp),
+                Err(e) => tracing::warn!("cannot trim {mp}: {}", gerr("fstrim", e).message()),
+            }
+        }
+        done
     }
 
     /// Runs a program of the guest in a chroot of its root.

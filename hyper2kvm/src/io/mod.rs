@@ -5,6 +5,7 @@
 
 mod atomic;
 mod paths;
+pub mod sha256;
 pub mod source;
 mod text;
 mod time;

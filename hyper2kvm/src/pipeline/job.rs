@@ -13,11 +13,12 @@ use super::stages::{Event, StageClock};
 use super::verify::verify_checksums;
 use crate::appliance::manifest::{Algorithm, digest_reader};
 use crate::convert::{
-    ConvertOptions, Executed, Execution, PlannedDisk, Staging, TargetFormat, disk_file_name,
-    execute, output_files,
+    ConvertOptions, Executed, Execution, ExpectedChecksum, PlannedDisk, Staging, TargetFormat,
+    disk_file_name, execute, output_files,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::fix::FixOptions;
+use crate::formats::vhd;
 use crate::guest::GuestOptions;
 use crate::inspect_input::{InspectReport, inspect_and_plan};
 use crate::io::{confined, safe_file_stem, write_json};
@@ -27,6 +28,11 @@ use crate::manifest::schema::ManifestDisk;
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress, Stage};
 use crate::validate::BootTestOptions;
+
+/// Why the verify stage has no time of its own when the checksums are checked in the
+/// conversion's read.
+pub const FUSED_VERIFY: &str = "verified in the convert stage's own read of each source (one \
+    pass): a mismatch fails the convert stage before anything is inspected or published";
 
 /// How a job runs (the manifest says what to do; these say how).
 #[derive(Debug, Clone)]
@@ -56,6 +62,8 @@ pub struct JobOptions {
     pub virtio_win: Option<PathBuf>,
     /// Convert Windows guests without virtio drivers (SATA, e1000) instead of refusing.
     pub allow_no_virtio: bool,
+    /// Discard the guest's free blocks in the outputs ([`FixOptions::trim`]).
+    pub trim: bool,
 }
 
 /// What a runner supplies where the manifest is silent: the daemon's `QEMU_CONVERT_OPTIONS`
@@ -97,6 +105,7 @@ impl Default for JobOptions {
             report_file: None,
             virtio_win: None,
             allow_no_virtio: false,
+            trim: true,
         }
     }
 }
@@ -282,6 +291,7 @@ impl Job {
                 configuration: m.configuration.clone(),
                 virtio_win: self.opts.virtio_win.clone(),
                 allow_no_virtio: self.opts.allow_no_virtio,
+                trim: self.opts.trim,
                 ..FixOptions::default()
             })
         } else {
@@ -416,8 +426,32 @@ impl Job {
         let copts = self.convert_options().map_err(|e| e.with_stage(Stage::Load))?;
         let report_path = self.report_path(&out_dir).map_err(|e| e.with_stage(Stage::Load))?;
 
-        // VERIFY
-        if m.disks.iter().any(|d| d.checksum.is_some()) {
+        // Probe the disks (their content decides the format).
+        let mut disks = self
+            .plan_disks(&copts, &out_dir, &mut clock, &mut warnings)
+            .map_err(|e| e.with_stage(Stage::Load))?;
+
+        // VERIFY: in the conversion's own read of each source when every checksummed disk is
+        // converted straight from its file (one pass over the data); a separate pass first
+        // otherwise (nothing converted, or VHD differencing chains merged by our own code).
+        let checksummed = m.disks.iter().any(|d| d.checksum.is_some());
+        let fused = checksummed
+            && m.pipeline.convert.enabled
+            && disks.iter().all(|d| !d.image.chain().any(|l| vhd::is_differencing(&l.details)));
+        if fused {
+            for (i, d) in m.disks.iter().enumerate() {
+                let Some(sum) = &d.checksum else { continue };
+                if let Some(p) = disks.iter_mut().find(|p| p.disk_id.as_deref() == Some(&d.id)) {
+                    p.checksum = Some(ExpectedChecksum {
+                        file: d.local_path.clone(),
+                        sha256: sum.trim_start_matches("sha256:").to_string(),
+                        what: format!("disks[{i}] ({}, {})", d.id, d.local_path.display()),
+                        manifest: self.manifest.path.clone(),
+                    });
+                }
+            }
+            clock.skip(Stage::Verify, FUSED_VERIFY);
+        } else if checksummed {
             clock.start(Stage::Verify);
             verify_checksums(
                 &self.manifest.path,
@@ -430,11 +464,6 @@ impl Job {
         } else {
             clock.skip(Stage::Verify, "no disk has a checksum");
         }
-
-        // Probe the disks (their content decides the format).
-        let disks = self
-            .plan_disks(&copts, &out_dir, &mut clock, &mut warnings)
-            .map_err(|e| e.with_stage(Stage::Load))?;
         let mut staging = Staging::default();
         if !m.pipeline.convert.enabled {
             for (s, why) in [
@@ -449,6 +478,7 @@ impl Job {
             return self.finish(clock, started, done, report_path, &out_dir, &mut staging);
         }
 
+        let created_out_dir = !out_dir.exists();
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| Error::io(&out_dir, "cannot create output directory", e))?;
         let desc = m.vm_description(
@@ -487,6 +517,15 @@ impl Job {
                     None => e,
                 };
                 clock.finish(StageStatus::Failed, serde_json::json!({ "error": e.to_string() }));
+                if e.kind() == ErrorKind::Checksum {
+                    // Bad input, found in the conversion's read: as when it is found before,
+                    // nothing is left behind (the partial outputs go with `staging`).
+                    drop(staging);
+                    if created_out_dir {
+                        let _ = std::fs::remove_dir(&out_dir);
+                    }
+                    return Err(e);
+                }
                 if let Some(p) = &report_path {
                     let report = Report::new(
                         self.manifest.path.clone(),
@@ -584,13 +623,29 @@ struct Done {
 
 fn artifacts(x: &Executed, staging: &Staging) -> Result<Vec<Artifact>> {
     let mut out = Vec::new();
-    for o in &x.outputs {
+    // The disks' SHA-256s, one thread per disk (each is a full read of a large file).
+    let sums: Vec<Result<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = x
+            .outputs
+            .iter()
+            .map(|o| s.spawn(move || sha256_file(staging.current_path(&o.path))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::new(ErrorKind::Internal, "a hashing thread panicked"))
+                })
+            })
+            .collect()
+    });
+    for (o, sum) in x.outputs.iter().zip(sums) {
         out.push(Artifact {
             path: o.path.clone(),
             kind: "disk".into(),
             format: if o.format == TargetFormat::Raw { "raw".into() } else { "qcow2".into() },
             bytes: o.bytes,
-            sha256: Some(sha256_file(staging.current_path(&o.path))?),
+            sha256: Some(sum?),
         });
     }
     if let Some(d) = &x.domain {

@@ -1,36 +1,18 @@
 //! The verify stage: each disk with a `checksum` hashed (SHA-256, streaming in 1 MiB reads),
 //! several disks at once, before anything else reads them; a mismatch fails the job.
 
-use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, ErrorKind, Result};
+use crate::io::sha256::{HashOptions, PACE_WINDOW, hash_file};
 use crate::manifest::schema::ManifestDisk;
 use crate::progress::{CancelToken, Progress};
 
 /// Hashes one file, reporting bytes read.
 fn hash(disk: &ManifestDisk, report: &mut dyn FnMut(u64), cancel: &CancelToken) -> Result<String> {
-    let path = &disk.local_path;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, "reading", e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        if cancel.is_cancelled() {
-            return Err(Error::new(ErrorKind::Cancelled, "checksum verification cancelled"));
-        }
-        let n = f.read(&mut buf).map_err(|e| Error::io(path, "reading", e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        done += n as u64;
-        report(done);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let o = HashOptions { pace: None, window: PACE_WINDOW, report, cancel };
+    hash_file(&disk.local_path, o)
 }
 
 /// Verifies every disk that has a checksum, `parallel` at a time.

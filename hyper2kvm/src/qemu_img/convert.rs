@@ -89,10 +89,24 @@ pub fn convert(
     progress: &mut dyn FnMut(f64),
     cancel: &CancelToken,
 ) -> Result<()> {
+    convert_observed(src, dst, opts, progress, cancel, &mut |_| {})
+}
+
+/// [`convert`], telling `started` the qemu-img process's id once it runs (to observe its
+/// reads, as the fused checksum does).
+pub fn convert_observed(
+    src: &BlockSpec,
+    dst: &Path,
+    opts: &ConvertOptions,
+    progress: &mut dyn FnMut(f64),
+    cancel: &CancelToken,
+    started: &mut dyn FnMut(u32),
+) -> Result<()> {
     let mut cmd = command();
     cmd.args(convert_args(src, dst, opts)).stdout(Stdio::piped()).stderr(Stdio::piped());
     tracing::debug!("running {}", describe(&cmd));
     let mut child = cmd.spawn().map_err(spawn_error)?;
+    started(child.id());
     let (tx, rx) = mpsc::channel::<f64>();
     let mut stdout =
         child.stdout.take().ok_or_else(|| Error::new(ErrorKind::Internal, "no stdout pipe"))?;

@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
-pub use convert::{ConvertOptions, convert};
+pub use convert::{ConvertOptions, convert, convert_observed};
 pub use error::ToolError;
 pub use types::{CheckReport, ImageInfo, MapEntry};
 
