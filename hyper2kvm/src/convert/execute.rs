@@ -179,9 +179,7 @@ fn convert_hashed(
             .with_path(&sum.manifest))
         }
     });
-    if let Err(e) = converted {
-        return Err(e);
-    }
+    converted?;
     if checked.is_err() {
         let _ = std::fs::remove_file(&j.temp_path);
     }

@@ -271,7 +271,7 @@ impl Guest {
     pub fn trim(&self) -> Vec<String> {
         let mut done = Vec::new();
         let mounts = self.handle.mountpoints().unwrap_or_default();
-        let mut points: Vec<String> = mounts.into_iter().map(|(_, mp)| mp).collect();
+        let mut points: Vec<String> = mounts.into_values().collect();
         points.sort();
         for mp in points {
             match self.handle.fstrim(&mp, Default::default()) {

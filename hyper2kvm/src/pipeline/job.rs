@@ -435,20 +435,25 @@ impl Job {
         // converted straight from its file (one pass over the data); a separate pass first
         // otherwise (nothing converted, or VHD differencing chains merged by our own code).
         let checksummed = m.disks.iter().any(|d| d.checksum.is_some());
+        // Each manifest disk's place among the planned ones.
+        let slots: Vec<Option<usize>> = m
+            .disks
+            .iter()
+            .map(|d| disks.iter().position(|p| p.disk_id.as_deref() == Some(&d.id)))
+            .collect();
         let fused = checksummed
             && m.pipeline.convert.enabled
-            && disks.iter().all(|d| !d.image.chain().any(|l| vhd::is_differencing(&l.details)));
+            && disks.iter().all(|d| !d.image.chain().any(|l| vhd::is_differencing(&l.details)))
+            && m.disks.iter().zip(&slots).all(|(d, k)| d.checksum.is_none() || k.is_some());
         if fused {
             for (i, d) in m.disks.iter().enumerate() {
-                let Some(sum) = &d.checksum else { continue };
-                if let Some(p) = disks.iter_mut().find(|p| p.disk_id.as_deref() == Some(&d.id)) {
-                    p.checksum = Some(ExpectedChecksum {
-                        file: d.local_path.clone(),
-                        sha256: sum.trim_start_matches("sha256:").to_string(),
-                        what: format!("disks[{i}] ({}, {})", d.id, d.local_path.display()),
-                        manifest: self.manifest.path.clone(),
-                    });
-                }
+                let (Some(sum), Some(k)) = (&d.checksum, slots[i]) else { continue };
+                disks[k].checksum = Some(ExpectedChecksum {
+                    file: d.local_path.clone(),
+                    sha256: sum.trim_start_matches("sha256:").to_string(),
+                    what: format!("disks[{i}] ({}, {})", d.id, d.local_path.display()),
+                    manifest: self.manifest.path.clone(),
+                });
             }
             clock.skip(Stage::Verify, FUSED_VERIFY);
         } else if checksummed {
