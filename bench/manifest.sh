@@ -6,7 +6,8 @@
 # the conversions (in parallel), the qemu-img checks, the domain XML and the report with the
 # outputs' SHA-256s. Before each run the sources are dropped from the page cache, and the bytes
 # each side reads from storage (read_bytes of /proc/PID/io, its reaped children included) are
-# counted: one pass over the sources is about 1.0x their size.
+# counted: one pass over the sources is about 1.0x their size. Outputs go to BENCH_OUT (default
+# /var/tmp: real storage, which the baseline's sync and hyper2kvm's fsync write to).
 # Inputs: the two stream-optimized VMDKs of bench/convert.sh's recipe shape (2 GiB, 512 MiB
 # of data each), generated once and cached in /var/tmp. Prints the medians of RUNS runs and
 # the ratio (target <= 1.0, excluding the guest fix stage).
@@ -16,7 +17,7 @@ H2K=${H2K:-$PWD/target/release/hyper2kvm}
 RUNS=${RUNS:-5}
 RECIPE=v1-two-2g-512m
 cache=/var/tmp/hyper2kvm-bench-$RECIPE
-base=${BENCH_OUT:-/dev/shm}
+base=${BENCH_OUT:-/var/tmp}
 [[ -d $base && -w $base ]] || base=${TMPDIR:-/var/tmp}
 out=$(mktemp -d "$base/hyper2kvm-bench-manifest.XXXXXX")
 trap 'rm -rf "$out"' EXIT

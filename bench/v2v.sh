@@ -18,9 +18,8 @@ out=$(mktemp -d "${TMPDIR:-/var/tmp}/hyper2kvm-v2v.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 now() { date +%s.%N; }
 # Seconds from "appliance running" to "found ..." in a -v log: the inspection itself.
-inspection() {
-  awk '/appliance running/ {gsub(/[][s]/, "", $2); a = $2} /info: found / {gsub(/[][s]/, "", $2); print $2 - a; exit}' "$1"
-}
+stamp() { sed -n "s/^hyper2kvm: \[ *\([0-9.]*\)s\].*$1.*/\1/p" "$2" | head -1; }
+inspection() { echo "$(stamp 'info: found ' "$1") - $(stamp 'appliance running' "$1")" | bc -l; }
 echo "bench: $vmdk, backend $LIBGUESTFS_BACKEND ($LIBGUESTFS_BACKEND_SETTINGS), $RUNS run(s) each"
 h_total=0 v_total=0 own_total=0 lg_total=0
 for ((r = 0; r < RUNS; r++)); do
@@ -43,5 +42,16 @@ printf 'total: hyper2kvm %.1f s, virt-v2v %.1f s, ratio hyper2kvm/virt-v2v %.3f 
   "$h_total" "$v_total" "$(echo "$h_total / $v_total" | bc -l)"
 printf 'inspection stage: libguestfs inspect_os %.1f s, own %.1f s (ratio %.2f)\n' \
   "$lg_total" "$own_total" "$(echo "$own_total / $lg_total" | bc -l)"
+# The inspection stage alone, INSPECT_RUNS times each way (`hyper2kvm inspect`: appliance,
+# inspection, kernels): medians.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+: > "$out/own.t"
+: > "$out/lg.t"
+for ((r = 0; r < ${INSPECT_RUNS:-3}; r++)); do
+  "$H2K" inspect -v "$vmdk" > "$out/i.log" 2>&1 && inspection "$out/i.log" >> "$out/own.t"
+  HYPER2KVM_INSPECTOR=libguestfs "$H2K" inspect -v "$vmdk" > "$out/i.log" 2>&1 && inspection "$out/i.log" >> "$out/lg.t"
+done
+printf 'inspection stage alone (hyper2kvm inspect, %d runs each, medians): inspect_os %.1f s, own %.1f s\n' \
+  "${INSPECT_RUNS:-3}" "$(median < "$out/lg.t")" "$(median < "$out/own.t")"
 echo -n "hyper2kvm's output: "
 bench/boot.sh "$out/h/debian-bios.qcow2" qcow2 "$(dirname "$vmdk")/macs"
