@@ -78,12 +78,7 @@ fn unconverted_fails(variant: &str, bus: Bus, reason: &str) {
     eprintln!("corpus: {variant} before: no marker, gave up after {:.0} s", r.seconds);
     // Our own OS inspection and libguestfs's inspect_os, in the same session, must agree on
     // every variant (root, mount points, distribution, version, host name, tools, …).
-    let o = hyper2kvm()
-        .env("HYPER2KVM_INSPECTOR", "compare")
-        .args(["inspect", "--json"])
-        .arg(&vmdk)
-        .output()
-        .unwrap();
+    let o = guests::inspect_compared(&vmdk);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let verdict = &v["inputs"][0]["result"]["boot_verdict"];

@@ -77,12 +77,7 @@ fn boot_unconverted_guest_fails_on_virtio() {
 #[test]
 fn inspect_reports_the_vmware_guest() {
     let (vmdk, _) = guest("bios");
-    let o = hyper2kvm()
-        .env("HYPER2KVM_INSPECTOR", "compare")
-        .args(["inspect", "--json"])
-        .arg(&vmdk)
-        .output()
-        .unwrap();
+    let o = guests::inspect_compared(&vmdk);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let g = &v["inputs"][0]["result"]["guest"];

@@ -52,3 +52,15 @@ pub fn hyper2kvm() -> Command {
     c.env("LIBGUESTFS_BACKEND", "direct").env("LIBGUESTFS_BACKEND_SETTINGS", "force_tcg");
     c
 }
+
+/// `hyper2kvm inspect --json DISK` with our own OS inspection and libguestfs's compared in the
+/// same session (`HYPER2KVM_INSPECTOR=compare`: any difference fails the command).
+#[allow(dead_code)]
+pub fn inspect_compared(disk: &std::path::Path) -> std::process::Output {
+    hyper2kvm()
+        .env("HYPER2KVM_INSPECTOR", "compare")
+        .args(["inspect", "--json"])
+        .arg(disk)
+        .output()
+        .unwrap()
+}
