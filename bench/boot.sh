@@ -15,7 +15,7 @@ done < "$macs"
 qemu-system-x86_64 -m 1024 -nodefaults -nographic -no-reboot -display none -monitor none \
   -serial "file:$log" -machine q35,accel=tcg \
   -drive "file=$image,format=$format,snapshot=on,if=none,id=d0" -device virtio-blk-pci,drive=d0 \
-  "${nics[@]}" &
+  "${nics[@]}" 2>/dev/null &
 pid=$!
 start=$(date +%s)
 rc=1
