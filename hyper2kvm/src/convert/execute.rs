@@ -144,10 +144,16 @@ fn convert_hashed(
             p => process_read_bytes(p).map(|read| read.max(reported)),
         }
     };
+    // The hash stops with the job, and as soon as the conversion has failed.
+    let hash_cancel = cancel.child();
     let (converted, hashed) = std::thread::scope(|s| {
         let hasher = s.spawn(|| {
-            let o =
-                HashOptions { pace: Some(&pace), window: PACE_WINDOW, report: &mut |_| {}, cancel };
+            let o = HashOptions {
+                pace: Some(&pace),
+                window: PACE_WINDOW,
+                report: &mut |_| {},
+                cancel: &hash_cancel,
+            };
             hash_file(&sum.file, o)
         });
         let converted = qemu_img::convert_observed(
@@ -162,6 +168,9 @@ fn convert_hashed(
             &mut |p| pid.store(p, Ordering::SeqCst),
         );
         finished.store(true, Ordering::SeqCst);
+        if converted.is_err() {
+            hash_cancel.cancel();
+        }
         let hashed = hasher.join().unwrap_or_else(|_| {
             Err(Error::new(ErrorKind::Internal, "the hashing thread panicked"))
         });
