@@ -184,10 +184,9 @@ fn fstab_mountpoints(fstab: &str, devices: &[BlockDevice]) -> BTreeMap<String, S
         let [spec, mp, fstype, rest @ ..] = fields.as_slice() else { continue };
         let opts = rest.first().copied().unwrap_or("defaults");
         let mp = unescape(mp);
-        if !mp.starts_with('/')
-            || mp == "/"
-            || !LINUX_FS.iter().chain(&["vfat"]).any(|t| t == fstype)
-        {
+        // Any file system on these disks (network and pseudo file systems name no device of
+        // ours, so they do not resolve below); swap is not mounted.
+        if !mp.starts_with('/') || mp == "/" || *fstype == "swap" {
             continue;
         }
         if opts.split(',').any(|o| o == "bind") {
@@ -364,6 +363,7 @@ UUID=1111-AAAA          /boot        ext4  defaults        0 2
 LABEL=my\\040home       /home        xfs   defaults        0 2
 /dev/sdb1               /srv/data    btrfs defaults,subvol=@data 0 0
 /dev/sdc1               /mnt/gone    ext4  nofail          0 0
+/dev/sdb1               /media/any   auto  noauto          0 0
 server:/export          /mnt/nfs     nfs   defaults        0 0
 /srv/data               /var/data    none  bind            0 0
 /swapfile               none         swap  sw              0 0
@@ -375,6 +375,7 @@ tmpfs                   /tmp         tmpfs defaults        0 0
             ("/boot/efi", "/dev/sda1"),
             ("/home", "/dev/my-vg/home"),
             ("/srv/data", "btrfsvol:/dev/sdb1/@data"),
+            ("/media/any", "/dev/sdb1"),
         ]
         .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
