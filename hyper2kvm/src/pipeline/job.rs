@@ -376,9 +376,25 @@ impl Job {
         let base = safe_file_stem(&m.vm_name());
         let ext = copts.format.extension();
         let mut disks = Vec::new();
-        for (n, i) in boot_order(&m.disks).into_iter().enumerate() {
+        let order = boot_order(&m.disks);
+        // Each probe reads its disk's metadata and runs `qemu-img info`: all at once.
+        let probed: Vec<Result<Probed>> = std::thread::scope(|s| {
+            let handles: Vec<_> = order
+                .iter()
+                .map(|&i| s.spawn(move || probe(&m.disks[i].local_path, &copts.probe)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::new(ErrorKind::Internal, "a probing thread panicked"))
+                    })
+                })
+                .collect()
+        });
+        for ((n, i), probed) in order.into_iter().enumerate().zip(probed) {
             let d = &m.disks[i];
-            let image = match probe(&d.local_path, &copts.probe)? {
+            let image = match probed? {
                 Probed::Disk(img) => img,
                 Probed::Appliance(_) => {
                     return Err(Error::invalid(
