@@ -40,23 +40,15 @@ impl BlockDevice {
 /// volume, in the appliance's order. Devices blkid cannot read are listed with empty tags.
 pub(crate) fn scan(g: &Guest) -> Vec<BlockDevice> {
     let h = g.handle();
+    let read = |name: &String| match h.blkid(name) {
+        Ok(tags) => BlockDevice::from_blkid(name, &tags),
+        Err(_) => BlockDevice { name: name.clone(), ..BlockDevice::default() },
+    };
     let mut names = h.list_devices().unwrap_or_default();
     names.extend(h.list_partitions().unwrap_or_default());
-    let mut out: Vec<BlockDevice> = names
-        .iter()
-        .map(|n| match h.blkid(n) {
-            Ok(tags) => BlockDevice::from_blkid(n, &tags),
-            Err(_) => BlockDevice { name: n.clone(), ..BlockDevice::default() },
-        })
-        .collect();
+    let mut out: Vec<BlockDevice> = names.iter().map(read).collect();
     if out.iter().any(|d| d.fs_type == "LVM2_member") {
-        for lv in h.lvs().unwrap_or_default() {
-            let dev = match h.blkid(&lv) {
-                Ok(tags) => BlockDevice::from_blkid(&lv, &tags),
-                Err(_) => BlockDevice { name: lv.clone(), ..BlockDevice::default() },
-            };
-            out.push(dev);
-        }
+        out.extend(h.lvs().unwrap_or_default().iter().map(read));
     }
     out
 }

@@ -56,9 +56,19 @@ pub(crate) fn find(g: &Guest) -> Result<Found, Undecided> {
     let h = g.handle();
     let mut roots = Vec::new();
     for d in devices.iter().filter(|d| LINUX_FS.contains(&d.fs_type.as_str())) {
+        // The file system itself, then (btrfs, listed while it is mounted) its subvolumes.
         let mut mountables = vec![d.name.clone()];
-        if d.fs_type == "btrfs" && h.mount_ro(&d.name, "/").is_ok() {
-            let subvolumes = h.btrfs_subvolume_list("/").unwrap_or_default();
+        let mut next = 0;
+        while let Some(m) = mountables.get(next).cloned() {
+            next += 1;
+            if h.mount_ro(&m, "/").is_err() {
+                continue;
+            }
+            roots.extend(looks_like_root(g).then(|| read_facts(g, &m, devices)));
+            let subvolumes = match (next, d.fs_type.as_str()) {
+                (1, "btrfs") => h.btrfs_subvolume_list("/").unwrap_or_default(),
+                _ => Vec::new(),
+            };
             let _ = h.umount_all();
             if subvolumes.len() > MAX_SUBVOLUMES {
                 return Err(format!("{} has {} btrfs subvolumes", d.name, subvolumes.len()));
@@ -66,16 +76,6 @@ pub(crate) fn find(g: &Guest) -> Result<Found, Undecided> {
             mountables.extend(
                 subvolumes.iter().map(|s| format!("btrfsvol:{}/{}", d.name, s.btrfssubvolume_path)),
             );
-        }
-        for m in mountables {
-            if h.mount_ro(&m, "/").is_err() {
-                continue;
-            }
-            let found = looks_like_root(g).then(|| read_facts(g, &m, devices));
-            let _ = h.umount_all();
-            if let Some(f) = found {
-                roots.push(f);
-            }
         }
     }
     match roots.len() {

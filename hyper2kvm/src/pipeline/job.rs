@@ -377,20 +377,9 @@ impl Job {
         let ext = copts.format.extension();
         let mut disks = Vec::new();
         let order = boot_order(&m.disks);
-        // Each probe reads its disk's metadata and runs `qemu-img info`: all at once.
-        let probed: Vec<Result<Probed>> = std::thread::scope(|s| {
-            let handles: Vec<_> = order
-                .iter()
-                .map(|&i| s.spawn(move || probe(&m.disks[i].local_path, &copts.probe)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::new(ErrorKind::Internal, "a probing thread panicked"))
-                    })
-                })
-                .collect()
+        // Each probe reads its disk's metadata and runs `qemu-img info`: several at once.
+        let probed = in_threads(&order, self.opts.parallel, |&i| {
+            probe(&m.disks[i].local_path, &copts.probe)
         });
         for ((n, i), probed) in order.into_iter().enumerate().zip(probed) {
             let d = &m.disks[i];
@@ -565,8 +554,11 @@ impl Job {
             serde_json::json!({ "checks": executed.checks, "boot_test": executed.boot_test });
         clock.finish(StageStatus::Success, details);
         warnings.extend(executed.warnings.iter().cloned());
-        let done =
-            Done { artifacts: artifacts(&executed, &staging)?, executed: Some(executed), warnings };
+        let done = Done {
+            artifacts: artifacts(&executed, &staging, self.opts.parallel)?,
+            executed: Some(executed),
+            warnings,
+        };
         self.finish(clock, started, done, report_path, &out_dir, &mut staging)
     }
 
@@ -642,24 +634,28 @@ struct Done {
     warnings: Vec<String>,
 }
 
-fn artifacts(x: &Executed, staging: &Staging) -> Result<Vec<Artifact>> {
+/// `f` of every item, up to `limit` threads at a time; the results in the items' order.
+fn in_threads<T: Sync, R: Send>(
+    items: &[T],
+    limit: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    let panicked = || Err(Error::new(ErrorKind::Internal, "a worker thread panicked"));
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(limit.max(1)) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|item| s.spawn(|| f(item))).collect();
+            out.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panicked())));
+        });
+    }
+    out
+}
+
+/// The artifacts of a finished job, with their SHA-256s (`parallel` disks hashed at once).
+fn artifacts(x: &Executed, staging: &Staging, parallel: usize) -> Result<Vec<Artifact>> {
     let mut out = Vec::new();
-    // The disks' SHA-256s, one thread per disk (each is a full read of a large file).
-    let sums: Vec<Result<String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = x
-            .outputs
-            .iter()
-            .map(|o| s.spawn(move || sha256_file(staging.current_path(&o.path))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::new(ErrorKind::Internal, "a hashing thread panicked"))
-                })
-            })
-            .collect()
-    });
+    // The disks' SHA-256s, several at once (each is a full read of a large file).
+    let sums = in_threads(&x.outputs, parallel, |o| sha256_file(staging.current_path(&o.path)));
     for (o, sum) in x.outputs.iter().zip(sums) {
         out.push(Artifact {
             path: o.path.clone(),
