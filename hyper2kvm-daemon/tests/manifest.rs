@@ -121,8 +121,8 @@ fn vsphere_shaped_manifest_runs_every_stage() {
         .collect();
     assert_eq!(
         stages,
-        ["load", "verify", "convert", "inspect", "fix", "validate", "output"],
-        "every stage once, in the order they ran"
+        ["load", "verify", "inspect", "fix", "convert", "validate", "output"],
+        "every stage once, in the order they ran (the guest is fixed before the copy)"
     );
     // Inspection is a stage of its own, timed apart from the fixes (it starts an appliance).
     let stage = |name: &str| {
@@ -138,9 +138,9 @@ fn vsphere_shaped_manifest_runs_every_stage() {
         r["pipeline"]["stages"].as_array().unwrap().iter().find(|s| s["name"] == "verify").unwrap();
     assert_eq!(verify["status"], "skipped");
     assert!(verify["details"]["reason"].as_str().unwrap().contains("convert stage's own read"));
+    // The outputs' SHA-256s, computed after the fixes changed them.
     let arts = r["artifacts"].as_array().unwrap();
-    let disk0 = arts.iter().find(|a| a["kind"] == "disk").unwrap();
-    assert_eq!(disk0["sha256"], sha256_hex(Path::new(disk0["path"].as_str().unwrap())));
+    assert_disk_sums(arts, 2);
     assert!(arts.iter().any(|a| a["kind"] == "domain"));
     assert!(r["timestamp"].as_str().unwrap().ends_with('Z'));
     assert!(r["input_manifest"].as_str().unwrap().ends_with("artifact-manifest.json"));
@@ -174,6 +174,18 @@ fn no_pipeline_runs_everything_and_disabled_stages_are_skipped() {
     assert_eq!(status("verify"), "skipped", "no checksums");
     assert_eq!(status("convert"), "success");
     assert_eq!(status("validate"), "success");
+    // No fixes: each output is hashed as soon as it is converted; the sums are the files'.
+    assert_disk_sums(r["artifacts"].as_array().unwrap(), 2);
+}
+
+/// Every disk artifact's SHA-256 is its file's (`n` disks).
+fn assert_disk_sums(arts: &[Value], n: usize) {
+    let disks: Vec<&Value> = arts.iter().filter(|a| a["kind"] == "disk").collect();
+    assert_eq!(disks.len(), n, "{arts:?}");
+    for d in disks {
+        let path = Path::new(d["path"].as_str().unwrap());
+        assert_eq!(d["sha256"], sha256_hex(path), "{}", path.display());
+    }
 }
 
 #[test]

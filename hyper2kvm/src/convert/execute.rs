@@ -1,13 +1,14 @@
-//! Running a planned conversion: every disk through `qemu-img` (VHD differencing chains
-//! merged first), the guest inspected and fixed on the temporary outputs, `qemu-img check`
-//! and the boot test, then everything but the boot disk renamed into place and the domain
-//! written.
+//! Running a planned conversion: the guest inspected, fixed and trimmed on throw-away
+//! overlays of the sources, every disk copied from its overlay through `qemu-img` (so the copy
+//! skips what the trim discarded), `qemu-img check` and the boot test, then everything but the
+//! boot disk renamed into place and the domain written. VHD differencing chains, which qemu
+//! cannot read, are merged by the copy and the guest fixed on the outputs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
-use super::guest::{FixRequest, FstabBeforeAfter, fix_outputs};
+use super::guest::{FixOutcome, FixRequest, FstabBeforeAfter, fix_outputs};
 use super::plan::{ExpectedChecksum, PlannedDisk, plan_domain};
 use super::staging::{Staging, sync_file};
 use super::{ConvertOptions, ConvertOutput, DomainReport};
@@ -18,6 +19,7 @@ use crate::formats::vhd;
 use crate::guest::GuestDisk;
 use crate::guest::inspect::Inspection;
 use crate::image::{DiskImage, ImageFormat};
+use crate::io::in_threads;
 use crate::io::sha256::{HashOptions, PACE_WINDOW, hash_file, process_read_bytes};
 use crate::libvirt::{Firmware, VmDescription, write_domain};
 use crate::progress::{CancelToken, Progress, Stage};
@@ -101,20 +103,53 @@ pub(crate) struct Execution<'a> {
 /// Converts one disk to its temporary output.
 fn convert_one(
     j: &PlannedDisk,
+    overlay: Option<&Path>,
     qopts: &qemu_img::ConvertOptions,
     report: &mut dyn FnMut(f64),
     cancel: &CancelToken,
 ) -> Result<()> {
-    let result = if j.image.chain().any(|d| vhd::is_differencing(&d.details)) {
+    // The source as the guest fixes left it (its overlay), else the source itself.
+    let spec = || match overlay {
+        Some(o) => Ok(BlockSpec::file(o, ImageFormat::Qcow2)),
+        None => j.image.block_spec(),
+    };
+    let result = if is_vhd_chain(j) {
         let merged = j.temp_path.with_extension("merge-part");
         convert_vhd_chain(&j.image, &merged, &j.temp_path, qopts, report, cancel)
     } else if let Some(sum) = &j.checksum {
-        convert_hashed(j, sum, qopts, report, cancel)
+        convert_hashed(j, &spec()?, sum, qopts, report, cancel)
     } else {
-        let spec = j.image.block_spec()?;
-        qemu_img::convert(&spec, &j.temp_path, qopts, report, cancel)
+        qemu_img::convert(&spec()?, &j.temp_path, qopts, report, cancel)
     };
     result.map_err(|e| if e.path().is_none() { e.with_path(&j.image.path) } else { e })
+}
+
+/// A temporary output flushed to disk: its size, and its SHA-256 when asked for.
+#[derive(Debug)]
+struct Sealed {
+    bytes: u64,
+    sha256: Option<String>,
+}
+
+/// Flushes a finished output and (with `hash`) hashes it at the same time: the hash reads the
+/// pages just written from the page cache while the kernel writes them back.
+fn seal(path: &Path, hash: bool, cancel: &CancelToken) -> Result<Sealed> {
+    std::thread::scope(|s| {
+        let hasher = hash.then(|| {
+            s.spawn(|| {
+                let o = HashOptions { pace: None, window: 0, report: &mut |_| {}, cancel };
+                hash_file(path, o)
+            })
+        });
+        let bytes = sync_file(path);
+        let sha256 = match hasher {
+            Some(h) => Some(h.join().unwrap_or_else(|_| {
+                Err(Error::new(ErrorKind::Internal, "the hashing thread panicked"))
+            })?),
+            None => None,
+        };
+        Ok(Sealed { bytes: bytes?, sha256 })
+    })
 }
 
 /// Converts one disk while hashing its source in the same pass: the hash is paced to stay
@@ -122,12 +157,12 @@ fn convert_one(
 /// storage and the other finds it in the page cache. A mismatch removes the output.
 fn convert_hashed(
     j: &PlannedDisk,
+    spec: &BlockSpec,
     sum: &ExpectedChecksum,
     qopts: &qemu_img::ConvertOptions,
     report: &mut dyn FnMut(f64),
     cancel: &CancelToken,
 ) -> Result<()> {
-    let spec = j.image.block_spec()?;
     let pid = AtomicU32::new(0);
     let finished = AtomicBool::new(false);
     // qemu-img's position: what it has read, or (for holes it skips without reading) the share
@@ -157,7 +192,7 @@ fn convert_hashed(
             hash_file(&sum.file, o)
         });
         let converted = qemu_img::convert_observed(
-            &spec,
+            spec,
             &j.temp_path,
             qopts,
             &mut |f| {
@@ -196,17 +231,23 @@ fn convert_hashed(
 }
 
 /// Converts every disk to its temporary output, up to `parallel` at once; progress is
-/// reported from this thread. The first failure (in disk order) is returned.
+/// reported from this thread. Disk `i` is read from `overlays[i]` when there is one (the
+/// guest fixed before the copy), else from its source. With `seal_hash` (the outputs are final as converted: no fixes,
+/// no boot test), each output is also [sealed](seal) by its worker as soon as it is written,
+/// while the other disks are still converting. The first failure (in disk order) is returned.
 fn convert_all(
     jobs: &[PlannedDisk],
+    overlays: &[PathBuf],
     qopts: &qemu_img::ConvertOptions,
     parallel: usize,
+    seal_hash: Option<bool>,
     progress: &mut dyn FnMut(&Progress),
     cancel: &CancelToken,
-) -> Result<()> {
+) -> Result<Vec<Option<Sealed>>> {
     let total: u64 = jobs.iter().map(|j| j.image.virtual_size).sum();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<()>>>> = Mutex::new(jobs.iter().map(|_| None).collect());
+    type Done = Option<Result<Option<Sealed>>>;
+    let results: Mutex<Vec<Done>> = Mutex::new(jobs.iter().map(|_| None).collect());
     let (tx, rx) = mpsc::channel::<(usize, f64)>();
     let file_name = |j: &PlannedDisk| {
         j.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
@@ -231,12 +272,14 @@ fn convert_all(
                     } else {
                         convert_one(
                             j,
+                            overlays.get(i).map(PathBuf::as_path),
                             qopts,
                             &mut |f| {
                                 let _ = tx.send((i, f));
                             },
                             cancel,
                         )
+                        .and_then(|()| seal_hash.map(|h| seal(&j.temp_path, h, cancel)).transpose())
                     };
                     if let Ok(mut all) = results.lock() {
                         all[i] = Some(r);
@@ -257,10 +300,43 @@ fn convert_all(
     let results = results
         .into_inner()
         .map_err(|_| Error::new(ErrorKind::Internal, "a conversion thread panicked"))?;
-    for r in results {
-        r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "a disk was not converted")))?;
+    results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| Err(Error::new(ErrorKind::Internal, "a disk was not converted")))
+        })
+        .collect()
+}
+
+/// True when the disk's chain has VHD differencing layers (merged by our own code).
+fn is_vhd_chain(j: &PlannedDisk) -> bool {
+    j.image.chain().any(|d| vhd::is_differencing(&d.details))
+}
+
+/// Inspects and fixes the guest on `disks` (the sources' overlays or the outputs).
+fn fix_guest(
+    disks: &[GuestDisk],
+    desc: &VmDescription,
+    x: &Execution<'_>,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<FixOutcome> {
+    let Some(fix) = &x.opts.fix else { return Ok(FixOutcome::default()) };
+    if x.cancel.is_cancelled() {
+        return Err(Error::new(ErrorKind::Cancelled, "conversion cancelled"));
     }
-    Ok(())
+    let source_macs: Vec<String> = desc.nics.iter().filter_map(|n| n.mac.clone()).collect();
+    let req = FixRequest {
+        disks,
+        scratch: x.out_dir,
+        fix,
+        guest: &x.opts.guest,
+        print_fstab: x.opts.print_fstab,
+        disk_bus: x.opts.domain.as_ref().map(|d| d.disk_bus).unwrap_or_default(),
+        source_macs: &source_macs,
+    };
+    let fixed = fix_outputs(&req, progress)?;
+    tracing::info!("guest fixed ({} changes)", fixed.changes.len());
+    Ok(fixed)
 }
 
 /// Converts, fixes, validates and renames the planned disks (all but the boot disk, which
@@ -287,37 +363,50 @@ pub(crate) fn execute(
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
-    convert_all(jobs, &qopts, x.parallel, progress, cancel)?;
-    let mut fixed = super::guest::FixOutcome::default();
-    if let Some(fix) = &opts.fix {
-        if cancel.is_cancelled() {
-            return Err(cancelled());
+    // The guest is inspected, fixed and trimmed before the copy, on a throw-away qcow2 overlay
+    // of each source (the source itself is only read): the copy then takes the fixes with it
+    // and skips the blocks the trim discarded. A VHD differencing chain, which qemu cannot
+    // read, is merged by the copy and fixed after it.
+    let before_copy = opts.fix.is_some() && !jobs.iter().any(is_vhd_chain);
+    let mut fixed = FixOutcome::default();
+    let mut overlays = Vec::new();
+    if before_copy {
+        for j in jobs {
+            let overlay = j.temp_path.with_extension("overlay");
+            staging.track(overlay.clone());
+            qemu_img::create_overlay(&overlay, &j.image.block_spec()?, j.image.virtual_size)?;
+            overlays.push(overlay);
         }
+        let disks: Vec<GuestDisk> = overlays
+            .iter()
+            .map(|o| GuestDisk { path: o.clone(), format: ImageFormat::Qcow2 })
+            .collect();
+        tracing::info!("inspecting and fixing the guest on overlays of the sources");
+        fixed = fix_guest(&disks, &desc, x, progress)?;
+    }
+    // Outputs nothing writes to after the conversion are flushed (and hashed) right away.
+    let final_as_converted = opts.boot_test.is_none() && (opts.fix.is_none() || before_copy);
+    let seal_hash = final_as_converted.then_some(opts.hash_outputs);
+    let sealed = convert_all(jobs, &overlays, &qopts, x.parallel, seal_hash, progress, cancel);
+    for o in &overlays {
+        let _ = std::fs::remove_file(o);
+    }
+    let sealed = sealed?;
+    if !before_copy && opts.fix.is_some() {
         let disks: Vec<GuestDisk> = jobs
             .iter()
             .map(|j| GuestDisk { path: j.temp_path.clone(), format: opts.format.image_format() })
             .collect();
         tracing::info!("converted; inspecting and fixing the guest");
-        let source_macs: Vec<String> = desc.nics.iter().filter_map(|n| n.mac.clone()).collect();
-        let req = FixRequest {
-            disks: &disks,
-            scratch: out_dir,
-            fix,
-            guest: &opts.guest,
-            print_fstab: opts.print_fstab,
-            disk_bus: opts.domain.as_ref().map(|d| d.disk_bus).unwrap_or_default(),
-            source_macs: &source_macs,
-        };
-        fixed = fix_outputs(&req, progress)?;
-        tracing::info!("guest fixed ({} changes)", fixed.changes.len());
-        if desc.nics.is_empty() && !desc.nics_declared {
-            // The source said nothing about NICs: the domain's keep the MACs the guest's own
-            // configuration is written for.
-            desc.nics = std::mem::take(&mut fixed.guest_macs)
-                .into_iter()
-                .map(|m| crate::libvirt::SourceNic { mac: Some(m), network: None })
-                .collect();
-        }
+        fixed = fix_guest(&disks, &desc, x, progress)?;
+    }
+    if opts.fix.is_some() && desc.nics.is_empty() && !desc.nics_declared {
+        // The source said nothing about NICs: the domain's keep the MACs the guest's own
+        // configuration is written for.
+        desc.nics = std::mem::take(&mut fixed.guest_macs)
+            .into_iter()
+            .map(|m| crate::libvirt::SourceNic { mac: Some(m), network: None })
+            .collect();
     }
     let checks = check_outputs(jobs, opts, progress)?;
     let mut warnings = std::mem::take(&mut fixed.warnings);
@@ -355,9 +444,20 @@ pub(crate) fn execute(
             "a boot test needs the domain (not --no-domain)",
         ));
     }
+    // The others now, several at once.
     let mut outputs = Vec::new();
-    for j in jobs {
-        let bytes = sync_file(&j.temp_path)?;
+    let todo: Vec<(usize, &PlannedDisk)> =
+        jobs.iter().enumerate().filter(|(i, _)| sealed[*i].is_none()).collect();
+    let mut late =
+        in_threads(&todo, x.parallel, |(_, j)| seal(&j.temp_path, opts.hash_outputs, cancel))
+            .into_iter();
+    for (j, done) in jobs.iter().zip(sealed) {
+        let Sealed { bytes, sha256 } = match done {
+            Some(s) => s,
+            None => late.next().unwrap_or_else(|| {
+                Err(Error::new(ErrorKind::Internal, "an output was not flushed"))
+            })?,
+        };
         outputs.push(ConvertOutput {
             disk_id: j.disk_id.clone(),
             source: j.image.path.clone(),
@@ -365,6 +465,7 @@ pub(crate) fn execute(
             format: opts.format,
             virtual_size: j.image.virtual_size,
             bytes,
+            sha256,
         });
     }
     // Every other file first; the boot disk, which HyperSDK takes as "done", last of all

@@ -99,6 +99,8 @@ pub struct ConvertOptions {
     pub boot_test: Option<BootTestOptions>,
     /// Keep `/etc/fstab` as it was before and after the fixes.
     pub print_fstab: bool,
+    /// Compute each output's SHA-256 ([`ConvertOutput::sha256`]) while it is flushed to disk.
+    pub hash_outputs: bool,
 }
 
 impl Default for ConvertOptions {
@@ -116,6 +118,7 @@ impl Default for ConvertOptions {
             check: true,
             boot_test: None,
             print_fstab: false,
+            hash_outputs: false,
         }
     }
 }
@@ -135,6 +138,9 @@ pub struct ConvertOutput {
     pub virtual_size: u64,
     /// Size of the output file.
     pub bytes: u64,
+    /// Its SHA-256 (lowercase hex), when [`ConvertOptions::hash_outputs`] asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// What [`convert`] did.

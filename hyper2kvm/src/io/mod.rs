@@ -8,10 +8,12 @@ mod paths;
 pub mod sha256;
 pub mod source;
 mod text;
+mod threads;
 mod time;
 
 pub use atomic::{write_atomically, write_json};
 pub use paths::{confined, confined_relative_path, lexical, safe_file_stem};
 pub use source::ByteSource;
 pub use text::parse_mac;
+pub use threads::in_threads;
 pub use time::rfc3339;

@@ -21,7 +21,7 @@ use crate::fix::FixOptions;
 use crate::formats::vhd;
 use crate::guest::GuestOptions;
 use crate::inspect_input::{InspectReport, inspect_and_plan};
-use crate::io::{confined, safe_file_stem, write_json};
+use crate::io::{confined, in_threads, safe_file_stem, write_json};
 use crate::libvirt::DomainOptions;
 use crate::manifest::LoadedManifest;
 use crate::manifest::schema::ManifestDisk;
@@ -311,6 +311,8 @@ impl Job {
             check: p.validate.enabled && p.validate.check_image_integrity,
             boot_test: if p.validate.enabled { self.opts.boot_test.clone() } else { None },
             print_fstab: p.fix.print_fstab,
+            // The report lists every output's SHA-256.
+            hash_outputs: true,
         })
     }
 
@@ -634,28 +636,15 @@ struct Done {
     warnings: Vec<String>,
 }
 
-/// `f` of every item, up to `limit` threads at a time; the results in the items' order.
-fn in_threads<T: Sync, R: Send>(
-    items: &[T],
-    limit: usize,
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Vec<Result<R>> {
-    let panicked = || Err(Error::new(ErrorKind::Internal, "a worker thread panicked"));
-    let mut out = Vec::with_capacity(items.len());
-    for chunk in items.chunks(limit.max(1)) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = chunk.iter().map(|item| s.spawn(|| f(item))).collect();
-            out.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|_| panicked())));
-        });
-    }
-    out
-}
-
 /// The artifacts of a finished job, with their SHA-256s (`parallel` disks hashed at once).
 fn artifacts(x: &Executed, staging: &Staging, parallel: usize) -> Result<Vec<Artifact>> {
     let mut out = Vec::new();
     // The disks' SHA-256s, several at once (each is a full read of a large file).
-    let sums = in_threads(&x.outputs, parallel, |o| sha256_file(staging.current_path(&o.path)));
+    // (Already computed while they were flushed, unless the conversion did not.)
+    let sums = in_threads(&x.outputs, parallel, |o| match &o.sha256 {
+        Some(sum) => Ok(sum.clone()),
+        None => sha256_file(staging.current_path(&o.path)),
+    });
     for (o, sum) in x.outputs.iter().zip(sums) {
         out.push(Artifact {
             path: o.path.clone(),
