@@ -23,6 +23,7 @@ pub mod guest;
 pub mod image;
 pub mod inspect_input;
 pub mod io;
+pub mod kubevirt;
 pub mod libvirt;
 pub mod manifest;
 pub mod pipeline;
