@@ -71,11 +71,24 @@ if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" 
 fi
 
 # Python tools, pinned, in a virtualenv of the project's own.
-PY_TOOLS=(maturin==1.9.6 pytest==8.4.2 mypy==1.18.2 aiosmtpd==1.4.6)
+# jsonschema, PyYAML: validating our Kubernetes and KubeVirt YAML against the published schemas.
+PY_TOOLS=(maturin==1.9.6 pytest==8.4.2 mypy==1.18.2 aiosmtpd==1.4.6 jsonschema==4.23.0 PyYAML==6.0.2)
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, mypy, aiosmtpd' 2>/dev/null; then
+if ! .venv/bin/python -c 'import maturin, pytest, mypy, aiosmtpd, jsonschema, yaml' 2>/dev/null; then
   echo "setup: installing Python tools: ${PY_TOOLS[*]}"
   .venv/bin/pip install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
+fi
+
+# kubectl as Debian 12 ships it (kubernetes-client), unpacked into .tools/ so that the tests
+# use that one version whatever else the machine has on its PATH.
+KUBECTL=.tools/kubernetes-client/usr/bin/kubectl
+if [[ ! -x $KUBECTL ]]; then
+  echo "setup: unpacking Debian's kubernetes-client into .tools/"
+  rm -rf .tools/kubernetes-client && mkdir -p .tools/kubernetes-client
+  (cd .tools && apt-get download kubernetes-client >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && apt-get download kubernetes-client; })
+  dpkg-deb -x .tools/kubernetes-client_*.deb .tools/kubernetes-client
+  rm -f .tools/kubernetes-client_*.deb
 fi

@@ -54,6 +54,10 @@ pub struct RunArgs {
     /// instead of discarding them after the fixes.
     #[arg(long)]
     pub no_trim: bool,
+    /// Write the KubeVirt objects too (`kubevirt`) or the libvirt domain only, where the
+    /// manifest has no `output.target`.
+    #[arg(long, value_parser = ["libvirt", "kubevirt"])]
+    pub target: Option<String>,
 }
 
 /// The subcommands.
@@ -239,6 +243,18 @@ pub struct DomainArgs {
     /// Write no NAME.xml domain.
     #[arg(long)]
     pub no_domain: bool,
+    /// What to write beside the disks: libvirt (NAME.xml), or kubevirt (NAME.xml and
+    /// NAME.kubevirt.yaml: a KubeVirt VirtualMachine and one CDI DataVolume per disk). For
+    /// manifests, `output.target` wins.
+    #[arg(long, default_value = "libvirt", value_parser = ["libvirt", "kubevirt"])]
+    pub target: String,
+    /// Kubernetes namespace of the KubeVirt objects (default: none written).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Where the KubeVirt DataVolumes get their data: upload, or pvc:NAMESPACE (a clone of
+    /// the PVC of the same name there).
+    #[arg(long, default_value = "upload", value_name = "SOURCE")]
+    pub datavolume_source: String,
     /// libvirt network the NICs join [default: default]. Given explicitly, a source without
     /// network adapters gets one NIC there (otherwise it gets none).
     #[arg(long, value_name = "NAME")]

@@ -66,7 +66,9 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
     if args.dry_run {
         return dry_run(args, &fix);
     }
-    let domain = match super::domain::domain_options(&args.domain) {
+    let domain = match super::domain::domain_options(&args.domain)
+        .and_then(|d| Ok((d, super::domain::kubevirt_options(&args.domain)?)))
+    {
         Ok(d) => d,
         Err(e) => {
             report_error(&e);
@@ -80,7 +82,8 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
         name: args.name.clone(),
         probe: ProbeOptions { cross_check: true, verify_manifest: !args.no_verify },
         fix: (!args.no_fix).then_some(fix),
-        domain,
+        domain: domain.0,
+        kubevirt: domain.1,
         check: !args.domain.no_check,
         boot_test: super::domain::boot_test_options(&args.domain),
         ..ConvertOptions::default()
@@ -127,6 +130,9 @@ pub fn run(args: &ConvertArgs) -> ExitCode {
                         println!("Output: {}", n.display());
                     }
                     println!("Output: {}", d.xml.display());
+                    if let Some(k) = &d.kubevirt {
+                        println!("Output: {}", k.display());
+                    }
                 }
                 if let Some(d) = &defined {
                     eprintln!("defined domain {} ({}) at {}", d.name, d.uuid, d.uri);

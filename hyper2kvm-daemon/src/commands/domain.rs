@@ -8,6 +8,7 @@ use hyper2kvm::validate::BootTestOptions;
 use hyper2kvm::{ConvertReport, Result};
 
 use crate::cli::DomainArgs;
+use hyper2kvm::kubevirt::KubeVirtOptions;
 
 /// The domain options (`None` with `--no-domain`).
 pub fn domain_options(a: &DomainArgs) -> Result<Option<DomainOptions>> {
@@ -30,6 +31,23 @@ pub fn domain_options(a: &DomainArgs) -> Result<Option<DomainOptions>> {
             _ => Graphics::Vnc,
         },
         ..DomainOptions::default()
+    }))
+}
+
+/// The KubeVirt target's options (`None` unless `--target kubevirt`).
+pub fn kubevirt_options(a: &DomainArgs) -> Result<Option<KubeVirtOptions>> {
+    if a.target != "kubevirt" {
+        return Ok(None);
+    }
+    if let Some(ns) = a.namespace.as_ref().filter(|ns| !hyper2kvm::kubevirt::is_dns_label(ns)) {
+        return Err(hyper2kvm::Error::new(
+            hyper2kvm::ErrorKind::InvalidInput,
+            format!("--namespace {ns:?} is not a Kubernetes namespace (a DNS label)"),
+        ));
+    }
+    Ok(Some(KubeVirtOptions {
+        namespace: a.namespace.clone(),
+        source: a.datavolume_source.parse()?,
     }))
 }
 

@@ -26,7 +26,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
         eprintln!("hyper2kvm: run needs a manifest");
         return ExitCode::from(2);
     };
-    let opts = JobOptions {
+    let mut opts = JobOptions {
         timeout: args.timeout.map(Duration::from_secs),
         boot_test: args.boot_test.then(BootTestOptions::default),
         virtio_win: args.virtio_win.clone(),
@@ -34,6 +34,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         trim: !args.no_trim,
         ..JobOptions::default()
     };
+    if args.target.as_deref() == Some("kubevirt") {
+        opts.defaults.kubevirt = Some(Default::default());
+    }
     let run = match ManifestRun::load(path, opts, CancelToken::new()) {
         Ok(r) => r,
         Err(e) => {

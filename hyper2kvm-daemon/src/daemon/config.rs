@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper2kvm::TargetFormat;
+use hyper2kvm::kubevirt::KubeVirtOptions;
 use hyper2kvm::pipeline::ConvertDefaults;
 use tracing::level_filters::LevelFilter;
 
@@ -47,6 +48,9 @@ const KEYS: &[(&str, &str)] = &[
     ("SMTP_HOST", "localhost"),
     ("SMTP_PORT", "25"),
     ("SMTP_FROM", ""),
+    ("OUTPUT_TARGET", "libvirt"),
+    ("KUBEVIRT_NAMESPACE", ""),
+    ("KUBEVIRT_DATAVOLUME_SOURCE", "upload"),
 ];
 
 /// A setting that cannot be used, named with where it came from. The value checkers below
@@ -323,6 +327,29 @@ fn qemu_options(v: &str, level: u8) -> Result<ConvertDefaults, String> {
 }
 
 /// `WEBHOOK_URL`: an `https://` (checked against the system's CA store) or `http://` URL.
+/// `OUTPUT_TARGET` with `KUBEVIRT_NAMESPACE` and `KUBEVIRT_DATAVOLUME_SOURCE`: the KubeVirt
+/// target's options, or `None` for libvirt only.
+fn kubevirt_target(v: &Values<'_>) -> Result<Option<KubeVirtOptions>, ConfigError> {
+    match v.get("OUTPUT_TARGET") {
+        "libvirt" => return Ok(None),
+        "kubevirt" => {}
+        other => {
+            return Err(v.error("OUTPUT_TARGET", format!("{other:?} is not libvirt or kubevirt")));
+        }
+    }
+    let namespace = Some(v.get("KUBEVIRT_NAMESPACE").to_string()).filter(|s| !s.is_empty());
+    if let Some(ns) = &namespace
+        && !hyper2kvm::kubevirt::is_dns_label(ns)
+    {
+        let why = format!("{ns:?} is not a Kubernetes namespace (a DNS label)");
+        return Err(v.error("KUBEVIRT_NAMESPACE", why));
+    }
+    let source = v.get("KUBEVIRT_DATAVOLUME_SOURCE").parse().map_err(|e: hyper2kvm::Error| {
+        v.error("KUBEVIRT_DATAVOLUME_SOURCE", e.message().to_string())
+    })?;
+    Ok(Some(KubeVirtOptions { namespace, source }))
+}
+
 fn webhook(u: &str) -> Result<(), String> {
     let url = reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a URL: {e}"))?;
     match url.scheme() {
@@ -530,10 +557,13 @@ impl Config {
             log_level: v.check("LOG_LEVEL", level(get("LOG_LEVEL")))?,
             poll_interval: Duration::from_secs(num("POLL_INTERVAL", 1, 86400)?),
             max_concurrent,
-            convert: v.check(
-                "QEMU_CONVERT_OPTIONS",
-                qemu_options(get("QEMU_CONVERT_OPTIONS"), compress_level),
-            )?,
+            convert: ConvertDefaults {
+                kubevirt: kubevirt_target(&v)?,
+                ..v.check(
+                    "QEMU_CONVERT_OPTIONS",
+                    qemu_options(get("QEMU_CONVERT_OPTIONS"), compress_level),
+                )?
+            },
             cleanup_source: flag("CLEANUP_SOURCE")?,
             libvirt: Libvirt {
                 integration: flag("LIBVIRT_INTEGRATION")?,

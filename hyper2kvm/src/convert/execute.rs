@@ -21,6 +21,7 @@ use crate::guest::inspect::Inspection;
 use crate::image::{DiskImage, ImageFormat};
 use crate::io::in_threads;
 use crate::io::sha256::{HashOptions, PACE_WINDOW, hash_file, process_read_bytes};
+use crate::kubevirt;
 use crate::libvirt::{Firmware, VmDescription, write_domain};
 use crate::progress::{CancelToken, Progress, Stage};
 use crate::qemu_img::{self, BlockSpec, CheckReport};
@@ -360,6 +361,12 @@ pub(crate) fn execute(
         staging.track(j.temp_path.clone());
         staging.track(j.temp_path.with_extension("merge-part"));
     }
+    if opts.kubevirt.is_some() && opts.domain.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the KubeVirt target is built from the domain (not --no-domain)",
+        ));
+    }
     if cancel.is_cancelled() {
         return Err(cancelled());
     }
@@ -481,7 +488,11 @@ pub(crate) fn execute(
                 Firmware::Uefi(u) => Some(u.nvram.clone()),
                 Firmware::Bios => None,
             };
-            Some(DomainReport { xml, nvram, domain: d })
+            let kubevirt = match &opts.kubevirt {
+                Some(k) => Some(write_kubevirt(&d, &xml, jobs, k, &mut warnings)?),
+                None => None,
+            };
+            Some(DomainReport { xml, nvram, kubevirt, domain: d })
         }
         None => None,
     };
@@ -496,6 +507,29 @@ pub(crate) fn execute(
         fstab: fixed.fstab,
         verdict: fixed.verdict,
     })
+}
+
+/// Writes `NAME.kubevirt.yaml` beside the domain's `xml`; what KubeVirt cannot express goes
+/// to `warnings`.
+fn write_kubevirt(
+    d: &crate::libvirt::Domain,
+    xml: &Path,
+    jobs: &[PlannedDisk],
+    opts: &kubevirt::KubeVirtOptions,
+    warnings: &mut Vec<String>,
+) -> Result<PathBuf> {
+    let disks: Vec<kubevirt::KubeDisk> = jobs
+        .iter()
+        .map(|j| kubevirt::KubeDisk {
+            file: j.final_path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            virtual_size: j.image.virtual_size,
+        })
+        .collect();
+    let guest = kubevirt::build(d, &disks, opts);
+    let path = kubevirt::kubevirt_path(xml.parent().unwrap_or(Path::new(".")), &d.name);
+    kubevirt::write(&guest, &path)?;
+    warnings.extend(guest.warnings);
+    Ok(path)
 }
 
 /// `qemu-img check` of every temporary output (when `opts.check`); corruption fails the job.

@@ -25,6 +25,7 @@ use crate::fix::{Change, FixOptions};
 use crate::guest::GuestOptions;
 use crate::guest::inspect::Inspection;
 use crate::image::ImageFormat;
+use crate::kubevirt::KubeVirtOptions;
 use crate::libvirt::{Domain, DomainOptions, VmDescription};
 use crate::probe::{ProbeOptions, Probed, probe};
 use crate::progress::{CancelToken, Progress};
@@ -101,6 +102,9 @@ pub struct ConvertOptions {
     pub print_fstab: bool,
     /// Compute each output's SHA-256 ([`ConvertOutput::sha256`]) while it is flushed to disk.
     pub hash_outputs: bool,
+    /// Also write `NAME.kubevirt.yaml` (`--target kubevirt`): the domain as a KubeVirt
+    /// `VirtualMachine` and its disks' CDI `DataVolume`s. Needs `domain`.
+    pub kubevirt: Option<KubeVirtOptions>,
 }
 
 impl Default for ConvertOptions {
@@ -119,6 +123,7 @@ impl Default for ConvertOptions {
             boot_test: None,
             print_fstab: false,
             hash_outputs: false,
+            kubevirt: None,
         }
     }
 }
@@ -175,6 +180,8 @@ pub struct DomainReport {
     pub xml: PathBuf,
     /// `OUTDIR/NAME_VARS.fd` for UEFI guests.
     pub nvram: Option<PathBuf>,
+    /// `OUTDIR/NAME.kubevirt.yaml`, with `--target kubevirt`.
+    pub kubevirt: Option<PathBuf>,
     /// What it describes.
     pub domain: Domain,
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use build::build;
-pub use names::dns_label;
+pub use names::{dns_label, is_dns_label};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::write_atomically;

@@ -378,9 +378,25 @@ fn rest(f: &mut Findings, top: &Map<String, Value>) {
             }
         }
     }
-    if let Some(o) = f.section(top, "output", &["directory", "format", "filename"]) {
+    let output_keys =
+        ["directory", "format", "filename", "target", "namespace", "datavolume_source"];
+    if let Some(o) = f.section(top, "output", &output_keys) {
         f.string(o, "output", "directory", false);
         f.one_of(o, "output", "format", &["qcow2", "raw"], false);
+        f.one_of(o, "output", "target", &["libvirt", "kubevirt"], false);
+        if let Some(ns) = f.string(o, "output", "namespace", false)
+            && !crate::kubevirt::is_dns_label(ns)
+        {
+            f.bad(
+                "output.namespace",
+                format!("{ns:?} is not a Kubernetes namespace (a DNS label)"),
+            );
+        }
+        if let Some(src) = f.string(o, "output", "datavolume_source", false)
+            && let Err(e) = src.parse::<crate::kubevirt::DataVolumeSource>()
+        {
+            f.bad("output.datavolume_source", e.message().to_string());
+        }
         if let Some(name) = f.string(o, "output", "filename", false)
             && (name.is_empty() || name.contains('/') || name.starts_with('.'))
         {

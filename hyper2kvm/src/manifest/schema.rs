@@ -306,6 +306,13 @@ pub struct Output {
     pub format: Option<String>,
     /// Base name of the outputs (default: the VM name).
     pub filename: Option<String>,
+    /// `libvirt` (the domain XML only) or `kubevirt` (also `{vm_name}.kubevirt.yaml`);
+    /// default: the runner's (`OUTPUT_TARGET`).
+    pub target: Option<String>,
+    /// The Kubernetes namespace of the KubeVirt objects (default: none written).
+    pub namespace: Option<String>,
+    /// Where the KubeVirt DataVolumes get their data: `upload` (default) or `pvc:NAMESPACE`.
+    pub datavolume_source: Option<String>,
 }
 
 /// `options`.

@@ -22,6 +22,7 @@ use crate::formats::vhd;
 use crate::guest::GuestOptions;
 use crate::inspect_input::{InspectReport, inspect_and_plan};
 use crate::io::{confined, in_threads, safe_file_stem, write_json};
+use crate::kubevirt::KubeVirtOptions;
 use crate::libvirt::DomainOptions;
 use crate::manifest::LoadedManifest;
 use crate::manifest::schema::ManifestDisk;
@@ -78,6 +79,8 @@ pub struct ConvertDefaults {
     pub compress_level: u8,
     /// qemu-img's parallel coroutines (`-m`).
     pub coroutines: u8,
+    /// Without `output.target`: the KubeVirt target too (`OUTPUT_TARGET=kubevirt`), or not.
+    pub kubevirt: Option<KubeVirtOptions>,
 }
 
 impl Default for ConvertDefaults {
@@ -87,6 +90,7 @@ impl Default for ConvertDefaults {
             compress: false,
             compress_level: 6,
             coroutines: ConvertOptions::default().coroutines,
+            kubevirt: None,
         }
     }
 }
@@ -220,9 +224,35 @@ impl Job {
             boot_order(&m.disks).into_iter().map(|i| m.disks[i].id.as_str()).collect();
         let ext = self.target_format().extension();
         let domain = self.opts.domain.is_some();
-        let mut files = output_files(&out, &safe_file_stem(&m.vm_name()), &ids, ext, domain, uefi);
+        let kubevirt = domain && self.kubevirt()?.is_some();
+        let base = safe_file_stem(&m.vm_name());
+        let mut files = output_files(&out, &base, &ids, ext, domain, uefi);
+        if kubevirt {
+            files.push(crate::kubevirt::kubevirt_path(&out, &base));
+        }
         files.extend(report);
         Ok(files)
+    }
+
+    /// `output.target` (with `output.namespace` and `output.datavolume_source`), else the
+    /// runner's default.
+    fn kubevirt(&self) -> Result<Option<KubeVirtOptions>> {
+        let o = &self.manifest.manifest.output;
+        let mut k = match o.target.as_deref() {
+            Some("kubevirt") => self.opts.defaults.kubevirt.clone().unwrap_or_default(),
+            Some(_) => return Ok(None),
+            None => match &self.opts.defaults.kubevirt {
+                Some(k) => k.clone(),
+                None => return Ok(None),
+            },
+        };
+        if let Some(ns) = &o.namespace {
+            k.namespace = Some(ns.clone());
+        }
+        if let Some(src) = &o.datavolume_source {
+            k.source = src.parse().map_err(|e: Error| e.with_path(&self.manifest.path))?;
+        }
+        Ok(Some(k))
     }
 
     /// `output.format`, else the runner's default.
@@ -313,6 +343,7 @@ impl Job {
             print_fstab: p.fix.print_fstab,
             // The report lists every output's SHA-256.
             hash_outputs: true,
+            kubevirt: self.kubevirt()?,
         })
     }
 
@@ -655,9 +686,11 @@ fn artifacts(x: &Executed, staging: &Staging, parallel: usize) -> Result<Vec<Art
         });
     }
     if let Some(d) = &x.domain {
-        for (path, kind, format) in
-            [(Some(&d.xml), "domain", "xml"), (d.nvram.as_ref(), "nvram", "fd")]
-        {
+        for (path, kind, format) in [
+            (Some(&d.xml), "domain", "xml"),
+            (d.nvram.as_ref(), "nvram", "fd"),
+            (d.kubevirt.as_ref(), "kubevirt", "yaml"),
+        ] {
             if let Some(p) = path {
                 let bytes = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
                 out.push(Artifact {
