@@ -77,16 +77,20 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
 #[test]
 fn vsphere_shaped_manifest_runs_every_stage() {
     let t = scratch();
-    let m = write(t.path(), &export(t.path()));
+    let mut m = export(t.path());
+    // The KubeVirt target too: its YAML goes beside the domain.
+    m["output"] = json!({"target": "kubevirt", "namespace": "migrated"});
+    let m = write(t.path(), &m);
     let o = hyper2kvm().arg(&m).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = t.path().join("output");
     let stdout = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    let expected: Vec<String> = ["web01.qcow2", "web01-disk-1.qcow2", "web01.xml", "report.json"]
-        .iter()
-        .map(|f| format!("Output: {}", out.canonicalize().unwrap().join(f).display()))
-        .collect();
+    let expected: Vec<String> =
+        ["web01.qcow2", "web01-disk-1.qcow2", "web01.xml", "web01.kubevirt.yaml", "report.json"]
+            .iter()
+            .map(|f| format!("Output: {}", out.canonicalize().unwrap().join(f).display()))
+            .collect();
     let got: Vec<String> = lines
         .iter()
         .map(|l| {
@@ -108,6 +112,26 @@ fn vsphere_shaped_manifest_runs_every_stage() {
     let b = xml.find("web01-disk-1.qcow2").unwrap();
     assert!(a < b, "boot disk first:\n{xml}");
     assert!(xml.contains("<mac address=\"00:50:56:ab:cd:ef\"/>"), "{xml}");
+    // The KubeVirt objects: valid against the published schemas and kubectl; both disks in
+    // boot order, each with its DataVolume sized from the virtual size; the NIC's MAC.
+    let yaml_path = out.join("web01.kubevirt.yaml");
+    let checked = kubernetes_valid(&[&yaml_path]);
+    assert!(checked.contains("3 object(s)"), "{checked}");
+    let yaml = std::fs::read_to_string(&yaml_path).unwrap();
+    for want in [
+        "kind: VirtualMachine",
+        "namespace: migrated",
+        "macAddress: 00:50:56:ab:cd:ef",
+        "name: web01-disk-0",
+        "name: web01-disk-1",
+        "hyper2kvm.io/disk-file: web01-disk-1.qcow2",
+        "bios: {}",
+        "storage: 24Mi",
+        "storage: 16Mi",
+    ] {
+        assert!(yaml.contains(want), "{want} in\n{yaml}");
+    }
+    assert!(yaml.find("bootOrder: 1").unwrap() < yaml.find("bootOrder: 2").unwrap(), "{yaml}");
     // The report: every section.
     let r: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();

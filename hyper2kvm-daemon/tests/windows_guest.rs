@@ -391,7 +391,8 @@ fn server_2019_gets_the_drivers_registry_first_boot_and_a_virtio_domain_and_a_se
     support::windows::virtio_win_tree_with(&tree, &full_tree("2k19"), true);
     let disk = standin(Release::Server2019);
     let tree_arg = tree.display().to_string();
-    let (code, report, err) = convert(&disk, &t.path().join("out"), &["--virtio-win", &tree_arg]);
+    let (code, report, err) =
+        convert(&disk, &t.path().join("out"), &["--virtio-win", &tree_arg, "--target", "kubevirt"]);
     assert_eq!(code, Some(0), "{err}");
     let back = read_back(&boot_disk(&report), false, t.path());
     assert_eq!(back.viostor.trim(), "viostor 2k19 amd64 sys", "the boot driver, from 2k19");
@@ -445,6 +446,25 @@ fn server_2019_gets_the_drivers_registry_first_boot_and_a_virtio_domain_and_a_se
         changes.contains("HKLM\\\\SYSTEM\\\\ControlSet001\\\\Services\\\\vmci\\\\Start"),
         "{changes}"
     );
+    // The KubeVirt VM: valid (published schemas, kubectl), the Hyper-V enlightenments and
+    // timers of a Windows guest, virtio disk; its local-time clock cannot be expressed, which
+    // the report says.
+    let yaml = PathBuf::from(report["report"]["domain"]["kubevirt"].as_str().unwrap());
+    support::kubernetes_valid(&[&yaml]);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    assert_has(
+        &text,
+        &[
+            "spinlocks: 8191",
+            "tickPolicy: catchup",
+            "present: false",
+            "bus: virtio",
+            "type: tablet",
+        ],
+        "kubevirt.yaml",
+    );
+    let warnings = report["report"]["warnings"].to_string();
+    assert!(warnings.contains("local time"), "{warnings}");
 
     // Converting the converted disk again changes nothing more: same hives, same files.
     let (code, again, err) =

@@ -481,3 +481,18 @@ pub fn same_qcow2(reference: &Path, out: &Path) {
         .unwrap();
     assert!(o.status.success(), "{}: {}", out.display(), String::from_utf8_lossy(&o.stdout));
 }
+
+/// Runs `tests/kubernetes/validate.py` on `paths` (the published Kubernetes, KubeVirt and CDI
+/// schemas, then `kubectl create --dry-run=client`) and asserts that every document passed;
+/// returns what it printed.
+pub fn kubernetes_valid(paths: &[&Path]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let o = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/kubernetes/validate.py"))
+        .args(paths)
+        .output()
+        .expect("run tests/kubernetes/validate.py (make setup installs its tools)");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    out
+}

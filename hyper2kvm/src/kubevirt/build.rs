@@ -45,7 +45,7 @@ fn bus(b: DiskBus) -> &'static str {
 /// The VM's CPU topology: the domain's cores per socket when they divide its vCPUs.
 fn cpu(d: &Domain) -> Value {
     let vcpus = d.vcpus.max(1);
-    let cores = d.cores_per_socket.filter(|c| *c > 0 && vcpus % c == 0).unwrap_or(vcpus);
+    let cores = d.cores_per_socket.filter(|c| *c > 0 && vcpus.is_multiple_of(*c)).unwrap_or(vcpus);
     json!({ "cores": cores, "sockets": vcpus / cores, "threads": 1 })
 }
 
