@@ -11,7 +11,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Each step of `make test` is timed into target/steps.txt (printed at the end, or on failure).
 STEP := scripts/timed.sh
 
-.PHONY: steps-reset setup build demo test test-rust test-c test-py test-packaging test-fuzz check-header lint bench clean-cache
+.PHONY: steps-reset setup build demo test test-rust test-c test-py test-packaging test-container test-fuzz check-header lint bench clean-cache
 
 setup:
 	@$(STEP) setup scripts/setup.sh
@@ -27,7 +27,7 @@ build: setup
 demo: build
 	scripts/demo.sh
 
-test: steps-reset build lint check-header test-rust test-c test-py test-packaging test-fuzz
+test: steps-reset build lint check-header test-rust test-c test-py test-packaging test-container test-fuzz
 	@echo "make test: all suites passed; time per step:" && cat target/steps.txt
 
 steps-reset:
@@ -47,6 +47,10 @@ test-py: build
 
 test-packaging: build
 	$(STEP) test-packaging scripts/test-packaging.sh
+
+# The container image built with podman and converting the built-in sample (docs/kubernetes.md).
+test-container: build
+	$(STEP) test-container scripts/test-container.sh
 
 # Every cargo-fuzz target for FUZZ_SECONDS each on the committed corpus, after replaying the
 # kept crashes (docs/fuzzing.md).

@@ -31,7 +31,8 @@ apt_install qemu-system-x86
 # checking the RPMs and units (rpmbuild, rpm2cpio, systemd-analyze); golang-go: the cgo client;
 # libwin-hivex-perl, libhivex-bin, ntfs-3g: the Windows stand-ins (hivexregedit, mkntfs);
 # genisoimage: a virtio-win ISO for the tests; xfsprogs, btrfs-progs, libguestfs-xfs: the XFS
-# and btrfs test guests (made on plain files, and read by the appliance).
+# and btrfs test guests (made on plain files, and read by the appliance); podman, runc: the
+# container image (scripts/test-container.sh).
 apt_install \
   qemu-utils libguestfs-tools libguestfs-dev linux-image-cloud-amd64 supermin \
   debootstrap grub-pc-bin e2fsprogs fdisk dosfstools mtools ovmf libvirt-dev libvirt-clients libxml2-utils \
@@ -39,7 +40,7 @@ apt_install \
   util-linux coreutils xz-utils gzip tar bc openssl \
   gcc libc6-dev make pkg-config python3 python3-venv python3-pip patchelf time curl ca-certificates \
   rpm cpio systemd golang-go libwin-hivex-perl libhivex-bin ntfs-3g genisoimage \
-  xfsprogs btrfs-progs libguestfs-xfs
+  xfsprogs btrfs-progs libguestfs-xfs podman runc
 
 # Rust toolchain (rustup) when the machine has none.
 if ! command -v cargo >/dev/null; then
