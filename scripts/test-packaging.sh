@@ -103,3 +103,29 @@ grep -q '#compdef hyper2kvm' "$work/usr/share/zsh/site-functions/_hyper2kvm" || 
 grep -q "complete -c hyper2kvm" "$work/usr/share/fish/vendor_completions.d/hyper2kvm.fish" || fail "fish completion lacks complete -c"
 echo "test-packaging: man pages render, completions load"
 echo "test-packaging: RPMs built and checked: $(basename "$main") $(basename "$devel") $(basename "$daemon")"
+
+# 4. Kubernetes: the kustomization and the Job template pass the published schemas (strict:
+#    no unknown fields) and kubectl create --dry-run=client; a misspelt field is caught; the
+#    pods' resources are the systemd unit's MemoryMax/CPUQuota. (The ConfigMap's config file
+#    is loaded by the daemon's parser in the unit test the_packaged_examples_are_valid.)
+py=.venv/bin/python
+$py tests/kubernetes/validate.py packaging/kubernetes packaging/kubernetes/job.yaml \
+  > "$work/k8s.out" 2>&1 || { cat "$work/k8s.out"; fail "packaging/kubernetes does not validate"; }
+sed 's/livenessProbe:/livenesProbe:/' packaging/kubernetes/deployment.yaml > "$work/typo.yaml"
+if $py tests/kubernetes/validate.py "$work/typo.yaml" > "$work/typo.out" 2>&1; then
+  fail "a misspelt field (livenesProbe) was not caught"
+fi
+mem=$(sed -n 's/^MemoryMax=//p' packaging/systemd/hyper2kvm.service)
+cpu=$(sed -n 's/^CPUQuota=\([0-9]*\)%$/\1/p' packaging/systemd/hyper2kvm.service)
+$py - "$mem" "$cpu" <<'PY' || fail "pod resources differ from the unit's MemoryMax/CPUQuota"
+import sys, yaml
+mem, cpu = sys.argv[1], int(sys.argv[2])
+want = {"memory": mem.replace("G", "Gi"), "cpu": str(cpu // 100)}
+for f, kind in [("deployment.yaml", "Deployment"), ("job.yaml", "Job")]:
+    doc = yaml.safe_load(open("packaging/kubernetes/" + f))
+    for c in doc["spec"]["template"]["spec"]["containers"]:
+        for part in ("requests", "limits"):
+            got = {k: str(c["resources"][part][k]) for k in want}
+            assert got == want, f"{f} {part}: {got} != {want}"
+PY
+echo "test-packaging: packaging/kubernetes validates; resources match the unit"

@@ -702,5 +702,11 @@ mod tests {
             let c = Config::load(&flags, &env_of(&[])).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(c.config_file.is_some(), "{name}");
         }
+        // The ConfigMap of packaging/kubernetes: the KubeVirt target, metrics for the probes.
+        let k8s = dir.join("../kubernetes/hyper2kvm.conf");
+        let flags = Flags { config: Some(k8s), ..Flags::default() };
+        let c = Config::load(&flags, &env_of(&[])).unwrap_or_else(|e| panic!("kubernetes: {e}"));
+        assert!(c.convert.kubevirt.is_some(), "the ConfigMap does not target KubeVirt");
+        assert!(c.metrics_listen.is_some(), "the ConfigMap has no METRICS_LISTEN for /healthz");
     }
 }
