@@ -14,7 +14,8 @@
 //! - A job whose owner died (`kill -9`, power loss) is found by [`Queue::recover`]: its manifest
 //!   is renamed back into the queue and runs again from scratch; the old record moves to
 //!   `.hyper2kvm/interrupted/`. Owners on other hosts are judged by the heartbeat (`job.json`'s
-//!   mtime, refreshed every minute).
+//!   mtime, refreshed every minute); a job with this host and this process's pid but claimed
+//!   before this process started belongs to a predecessor (a restarted container's pid 1).
 //! - Finished records move to `.hyper2kvm/done/` or `.hyper2kvm/failed/` and are pruned after
 //!   `RETENTION_DAYS` / `FAILED_RETENTION_DAYS`.
 
@@ -108,6 +109,15 @@ pub struct Queue {
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// When this process first opened a queue (ms since the epoch). A job id with this process's
+/// pid but an earlier time belongs to a predecessor that had the same pid: a restarted
+/// container, where the daemon is always pid 1, or a reused pid.
+static OPENED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+
+fn now_millis() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
 /// This machine's name (for job ids and ownership).
 pub fn hostname() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")
@@ -143,6 +153,7 @@ pub(crate) fn alive(pid: u32) -> bool {
 impl Queue {
     /// The queue at `watch` (created if missing, with its record directories).
     pub fn open(watch: &Path, settle: Duration) -> io::Result<Queue> {
+        OPENED.get_or_init(now_millis);
         let records = watch.join(RECORDS);
         for d in ["jobs", "done", "failed", "interrupted"] {
             fs::create_dir_all(records.join(d))?;
@@ -255,7 +266,7 @@ impl Queue {
             .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' })
             .take(64)
             .collect();
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let millis = now_millis();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let id = format!("{stem}.{millis}.{}.{}.{n}", self.host, std::process::id());
         let dir = self.records.join("jobs").join(&id);
@@ -315,8 +326,11 @@ impl Queue {
             }
             let host = parts[2..parts.len() - 2].join(".");
             let pid: u32 = parts[parts.len() - 2].parse().unwrap_or(0);
-            let abandoned = if host == self.host {
-                pid != std::process::id() && !alive(pid)
+            let claimed_at: u128 = parts[1].parse().unwrap_or(0);
+            let abandoned = if host == self.host && pid == std::process::id() {
+                claimed_at < OPENED.get().copied().unwrap_or(0)
+            } else if host == self.host {
+                !alive(pid)
             } else {
                 let beat = fs::metadata(dir.join("job.json"))
                     .or_else(|_| fs::metadata(&dir))
@@ -429,5 +443,21 @@ mod tests {
         b.finish(&c, true).unwrap();
         assert!(t.path().join(RECORDS).join("done").join(&c.id).is_dir());
         assert_eq!(b.prune(Duration::ZERO, Duration::from_secs(3600)), 1, "done pruned at once");
+    }
+
+    /// A restarted container runs the daemon as pid 1 again, under the same host name: a job
+    /// its predecessor claimed carries our own pid, but was claimed before we started.
+    #[test]
+    fn a_job_of_a_predecessor_with_our_pid_is_requeued() {
+        let t = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(t.path(), Duration::from_secs(1)).unwrap();
+        std::fs::write(t.path().join("m.json"), "{}").unwrap();
+        let c = q.claim("m.json", "a").unwrap().unwrap();
+        assert!(q.recover().is_empty(), "our own job, claimed after we started");
+        let millis = c.id.split('.').nth(1).unwrap().to_string();
+        let old = c.id.replacen(&format!(".{millis}."), ".1000.", 1);
+        std::fs::rename(&c.dir, c.dir.with_file_name(&old)).unwrap();
+        assert_eq!(q.recover(), vec![old], "claimed before this process opened the queue");
+        assert!(t.path().join("m.json").is_file(), "back in the queue");
     }
 }
