@@ -70,4 +70,57 @@ echo "== validating outside: qemu-img check, virt-xml-validate, a bounded boot (
 qemu-img check -q "$work/out/web01.qcow2"
 virt-xml-validate "$work/out/web01.xml" domain > /dev/null
 bench/boot.sh "$work/out/web01.qcow2" qcow2 "$work/in/mac" 300 || fail "the output did not boot"
+
+echo "== the Deployment's daemon (packaging/kubernetes: its args, its ConfigMap) in the image"
+# The pod as deployment.yaml makes it: the same args, the ConfigMap's file at /etc/hyper2kvm,
+# the shared volume at /var/lib/hyper2kvm, emptyDirs (here a tmpfs and directories of the
+# test's) for /tmp, the cache and the state; METRICS_LISTEN moved to a free loopback port (the environment overrides the file).
+data=$PWD/$work/data
+mkdir -p "$data/queue" "$data/output" "$data/exports" "$work/cache" "$work/state"
+chown 10001:10001 "$work/cache" "$work/state"
+tar -C "$data/exports" -xf "$work/in/web01.ova" web01-disk1.vmdk
+mac=$(cat "$work/in/mac")
+cat > "$data/queue/.web01.json.tmp" <<JSON
+{"manifest_version": "1.0",
+ "source": {"provider": "vsphere", "vm_id": "vm-101", "vm_name": "web01"},
+ "vm": {"cpu": 2, "mem_gb": 2, "firmware": "bios", "os_hint": "linux"},
+ "disks": [{"id": "disk-0", "source_format": "vmdk", "disk_type": "boot",
+            "local_path": "/var/lib/hyper2kvm/exports/web01-disk1.vmdk",
+            "bytes": $(stat -c %s "$data/exports/web01-disk1.vmdk")}],
+ "nics": [{"id": "nic-0", "mac": "$mac", "network": "VM Network"}],
+ "output": {"directory": "/var/lib/hyper2kvm/output"}}
+JSON
+mv "$data/queue/.web01.json.tmp" "$data/queue/web01.json"
+chown -R 10001:10001 "$data"
+mapfile -t args < <(.venv/bin/python -c '
+import yaml
+d = yaml.safe_load(open("packaging/kubernetes/deployment.yaml"))
+print("\n".join(d["spec"]["template"]["spec"]["containers"][0]["args"]))')
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$PODMAN rm -f hyper2kvm-daemon-test > /dev/null 2>&1 || true
+$PODMAN run -d --name hyper2kvm-daemon-test --read-only --cap-drop ALL \
+  --security-opt no-new-privileges --network host \
+  --tmpfs /tmp:rw,size=2g -v "$PWD/$work/cache:/var/cache/hyper2kvm" \
+  -v "$PWD/$work/state:/run/hyper2kvm" \
+  -e LIBGUESTFS_BACKEND_SETTINGS=force_tcg -e "METRICS_LISTEN=127.0.0.1:$port" \
+  -v "$PWD/packaging/kubernetes/hyper2kvm.conf:/etc/hyper2kvm/hyper2kvm.conf:ro" \
+  -v "$data:/var/lib/hyper2kvm" "$tag" "${args[@]}" > /dev/null
+trap '$PODMAN rm -f hyper2kvm-daemon-test > /dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 300); do
+  [[ -e $data/output/web01.qcow2 || -e $data/output/web01.error ]] && break
+  sleep 1
+done
+$PODMAN logs hyper2kvm-daemon-test > "$work/daemon.log" 2>&1 || true
+[[ -e $data/output/web01.qcow2 ]] || { tail -20 "$work/daemon.log"; cat "$data/output/web01.error" 2>/dev/null; fail "the daemon did not convert the queued manifest"; }
+health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")
+[[ $health == 200 ]] || fail "/healthz answered $health"
+grep -q '"level":"INFO"' "$work/daemon.log" || fail "the daemon did not log JSON (--log-format=json)"
+qemu-img check -q "$data/output/web01.qcow2"
+.venv/bin/python tests/kubernetes/validate.py "$data/output/web01.kubevirt.yaml" > "$work/kubevirt.out" 2>&1 ||
+  { cat "$work/kubevirt.out"; fail "the daemon's KubeVirt YAML does not validate"; }
+grep -q "macAddress: $mac" "$data/output/web01.kubevirt.yaml" || fail "the KubeVirt VM lacks the MAC $mac"
+$PODMAN stop -t 90 hyper2kvm-daemon-test > /dev/null
+code=$($PODMAN inspect hyper2kvm-daemon-test --format '{{.State.ExitCode}}')
+[[ $code == 0 ]] || fail "the daemon exited $code on SIGTERM"
+echo "test-container: the Deployment's daemon converted a queued manifest to a KubeVirt VM, /healthz 200"
 echo "test-container: OK — the image converts the built-in sample, and the result boots"
