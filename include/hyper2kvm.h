@@ -159,7 +159,7 @@ hyper2kvm_result hyper2kvm_run_manifest(const hyper2kvm_job *job,
                                         char **json_out);
 
 // Creates options with the defaults (qcow2, no compression, guest fixes on, no timeout, no
-// progress callback, output directory unset) in `*out`. Free with
+// progress callback, output directory unset, libvirt target) in `*out`. Free with
 // [`hyper2kvm_options_free`].
 //
 // # Safety
@@ -220,6 +220,32 @@ hyper2kvm_result hyper2kvm_options_set_timeout(hyper2kvm_options *opts, uint64_t
 hyper2kvm_result hyper2kvm_options_set_progress(hyper2kvm_options *opts,
                                                 hyper2kvm_progress_cb cb,
                                                 void *user_data);
+
+// What is written beside the disks: `"libvirt"` (default: `NAME.xml`) or `"kubevirt"`
+// (`NAME.xml` and `NAME.kubevirt.yaml`, a KubeVirt `VirtualMachine` with one CDI
+// `DataVolume` per disk), as `--target`. For `hyper2kvm_run_manifest` it is the default of
+// manifests without `output.target`. Anything else is `HYPER2KVM_RESULT_INVALID_INPUT`.
+//
+// # Safety
+// `opts` must be NULL or live options; `target` NULL or a NUL-terminated string.
+hyper2kvm_result hyper2kvm_options_set_target(hyper2kvm_options *opts, const char *target);
+
+// The Kubernetes namespace written into the KubeVirt objects (NULL: none, the default, so
+// they land in the namespace `kubectl` is pointed at), as `--namespace`. A name that is not
+// a DNS label is `HYPER2KVM_RESULT_INVALID_INPUT`.
+//
+// # Safety
+// `opts` must be NULL or live options; `namespace` NULL or a NUL-terminated string.
+hyper2kvm_result hyper2kvm_options_set_namespace(hyper2kvm_options *opts, const char *namespace_);
+
+// Where the KubeVirt DataVolumes get their data: `"upload"` (default) or `"pvc:NAMESPACE"`
+// (a clone of the PVC of the same name there), as `--datavolume-source`; anything else is
+// `HYPER2KVM_RESULT_INVALID_INPUT`.
+//
+// # Safety
+// `opts` must be NULL or live options; `source` NULL or a NUL-terminated string.
+hyper2kvm_result hyper2kvm_options_set_datavolume_source(hyper2kvm_options *opts,
+                                                         const char *source);
 
 // Copies a NUL-terminated description of `code` into `buf` (of `len` bytes), truncating if
 // needed, and returns the length of the full description without the NUL. With `buf` NULL or

@@ -21,6 +21,9 @@ JSON
 echo '{"manifest_version": "2.0", "disks": []}' > "$in/bad.json"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   LD_LIBRARY_PATH="${H2K_LIBDIR:-$PWD/target/lib}" "$out/api_test" "$in"
+# What the KubeVirt target wrote through the C ABI validates against the published schemas.
+.venv/bin/python tests/kubernetes/validate.py "$in/kv/disk.kubevirt.yaml" \
+  "$in/manifest-out/web01.kubevirt.yaml"
 
 # The Go client: cgo through pkg-config, running the same good manifest.
 if [[ -f tests/go/main.go ]]; then

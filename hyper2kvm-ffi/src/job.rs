@@ -205,6 +205,7 @@ pub unsafe extern "C" fn hyper2kvm_convert(
                 let mut copts = ConvertOptions {
                     format: o.format,
                     compress: o.compress,
+                    kubevirt: o.kubevirt_options(),
                     ..ConvertOptions::default()
                 };
                 if !o.fix {
@@ -290,7 +291,8 @@ pub unsafe extern "C" fn hyper2kvm_run_manifest(
                 Ok(x) => x,
                 Err(c) => return c,
             };
-        let opts = JobOptions { timeout: job.opts.timeout, ..JobOptions::default() };
+        let mut opts = JobOptions { timeout: job.opts.timeout, ..JobOptions::default() };
+        opts.defaults.kubevirt = job.opts.kubevirt_options();
         let r = ManifestRun::load(PathBuf::from(manifest).as_path(), opts, job.cancel.clone())
             .and_then(|run| {
                 let cb = job.callback();

@@ -29,9 +29,11 @@ pub use job::{
 };
 pub use options::{
     hyper2kvm_options, hyper2kvm_options_free, hyper2kvm_options_new,
-    hyper2kvm_options_set_compress, hyper2kvm_options_set_dry_run, hyper2kvm_options_set_fix,
-    hyper2kvm_options_set_format, hyper2kvm_options_set_output_dir, hyper2kvm_options_set_progress,
-    hyper2kvm_options_set_timeout, hyper2kvm_progress_cb,
+    hyper2kvm_options_set_compress, hyper2kvm_options_set_datavolume_source,
+    hyper2kvm_options_set_dry_run, hyper2kvm_options_set_fix, hyper2kvm_options_set_format,
+    hyper2kvm_options_set_namespace, hyper2kvm_options_set_output_dir,
+    hyper2kvm_options_set_progress, hyper2kvm_options_set_target, hyper2kvm_options_set_timeout,
+    hyper2kvm_progress_cb,
 };
 pub use result::{hyper2kvm_result, hyper2kvm_strerror};
 

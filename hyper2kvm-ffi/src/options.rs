@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use engine::TargetFormat;
+use engine::kubevirt::{DataVolumeSource, KubeVirtOptions, is_dns_label};
 
 use crate::result::hyper2kvm_result;
 use crate::{guard, str_arg, with_mut};
@@ -36,6 +37,19 @@ pub struct hyper2kvm_options {
     pub(crate) timeout: Option<Duration>,
     pub(crate) progress: hyper2kvm_progress_cb,
     pub(crate) user_data: *mut c_void,
+    pub(crate) kubevirt: bool,
+    pub(crate) namespace: Option<String>,
+    pub(crate) datavolume_source: DataVolumeSource,
+}
+
+impl hyper2kvm_options {
+    /// The KubeVirt target's settings, when it is the target.
+    pub(crate) fn kubevirt_options(&self) -> Option<KubeVirtOptions> {
+        self.kubevirt.then(|| KubeVirtOptions {
+            namespace: self.namespace.clone(),
+            source: self.datavolume_source.clone(),
+        })
+    }
 }
 
 impl Default for hyper2kvm_options {
@@ -49,12 +63,15 @@ impl Default for hyper2kvm_options {
             timeout: None,
             progress: None,
             user_data: std::ptr::null_mut(),
+            kubevirt: false,
+            namespace: None,
+            datavolume_source: DataVolumeSource::Upload,
         }
     }
 }
 
 /// Creates options with the defaults (qcow2, no compression, guest fixes on, no timeout, no
-/// progress callback, output directory unset) in `*out`. Free with
+/// progress callback, output directory unset, libvirt target) in `*out`. Free with
 /// [`hyper2kvm_options_free`].
 ///
 /// # Safety
@@ -211,5 +228,80 @@ pub unsafe extern "C" fn hyper2kvm_options_set_progress(
                 o.user_data = user_data;
             })
         }
+    })
+}
+
+/// What is written beside the disks: `"libvirt"` (default: `NAME.xml`) or `"kubevirt"`
+/// (`NAME.xml` and `NAME.kubevirt.yaml`, a KubeVirt `VirtualMachine` with one CDI
+/// `DataVolume` per disk), as `--target`. For `hyper2kvm_run_manifest` it is the default of
+/// manifests without `output.target`. Anything else is `HYPER2KVM_RESULT_INVALID_INPUT`.
+///
+/// # Safety
+/// `opts` must be NULL or live options; `target` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hyper2kvm_options_set_target(
+    opts: *mut hyper2kvm_options,
+    target: *const c_char,
+) -> hyper2kvm_result {
+    guard(|| {
+        // SAFETY: per the contract.
+        let kubevirt = match unsafe { str_arg(target) } {
+            Ok("libvirt") => false,
+            Ok("kubevirt") => true,
+            Ok(_) => return hyper2kvm_result::InvalidInput,
+            Err(c) => return c,
+        };
+        // SAFETY: per the contract.
+        unsafe { with_mut(opts, |o| o.kubevirt = kubevirt) }
+    })
+}
+
+/// The Kubernetes namespace written into the KubeVirt objects (NULL: none, the default, so
+/// they land in the namespace `kubectl` is pointed at), as `--namespace`. A name that is not
+/// a DNS label is `HYPER2KVM_RESULT_INVALID_INPUT`.
+///
+/// # Safety
+/// `opts` must be NULL or live options; `namespace` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hyper2kvm_options_set_namespace(
+    opts: *mut hyper2kvm_options,
+    namespace: *const c_char,
+) -> hyper2kvm_result {
+    guard(|| {
+        let namespace = if namespace.is_null() {
+            None
+        } else {
+            // SAFETY: per the contract.
+            match unsafe { str_arg(namespace) } {
+                Ok(ns) if is_dns_label(ns) => Some(ns.to_string()),
+                Ok(_) => return hyper2kvm_result::InvalidInput,
+                Err(c) => return c,
+            }
+        };
+        // SAFETY: per the contract.
+        unsafe { with_mut(opts, |o| o.namespace = namespace) }
+    })
+}
+
+/// Where the KubeVirt DataVolumes get their data: `"upload"` (default) or `"pvc:NAMESPACE"`
+/// (a clone of the PVC of the same name there), as `--datavolume-source`; anything else is
+/// `HYPER2KVM_RESULT_INVALID_INPUT`.
+///
+/// # Safety
+/// `opts` must be NULL or live options; `source` NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hyper2kvm_options_set_datavolume_source(
+    opts: *mut hyper2kvm_options,
+    source: *const c_char,
+) -> hyper2kvm_result {
+    guard(|| {
+        // SAFETY: per the contract.
+        let source: DataVolumeSource = match unsafe { str_arg(source) }.map(str::parse) {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) => return hyper2kvm_result::InvalidInput,
+            Err(c) => return c,
+        };
+        // SAFETY: per the contract.
+        unsafe { with_mut(opts, |o| o.datavolume_source = source) }
     })
 }

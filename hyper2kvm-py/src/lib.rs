@@ -16,6 +16,7 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hyper2kvm::kubevirt::{self, KubeVirtOptions};
 use hyper2kvm::manifest::{self, ManifestFile};
 use hyper2kvm::pipeline::{Event, JobOptions, ManifestRun};
 use hyper2kvm::{CancelToken, ConvertOptions, Error, ProbeOptions, Progress, TargetFormat};
@@ -175,7 +176,8 @@ fn inspect(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Py<PyAny>> {
 
 /// Converts an input into `output_dir`; the report as a dict.
 #[pyfunction]
-#[pyo3(signature = (input, output_dir, format, compress, fix, progress))]
+#[pyo3(signature = (input, output_dir, format, compress, fix, progress, target, namespace, datavolume_source))]
+#[allow(clippy::too_many_arguments)]
 fn convert(
     py: Python<'_>,
     input: PathBuf,
@@ -184,13 +186,17 @@ fn convert(
     compress: Option<u8>,
     fix: bool,
     progress: Option<Py<PyAny>>,
+    target: &str,
+    namespace: Option<String>,
+    datavolume_source: &str,
 ) -> PyResult<Py<PyAny>> {
     let format = match format {
         "qcow2" => TargetFormat::Qcow2,
         "raw" => TargetFormat::Raw,
         other => return Err(PyValueError::new_err(format!("format {other:?}: qcow2 or raw"))),
     };
-    let mut opts = ConvertOptions { format, compress, ..ConvertOptions::default() };
+    let kubevirt = kubevirt_options(target, namespace, datavolume_source)?;
+    let mut opts = ConvertOptions { format, compress, kubevirt, ..ConvertOptions::default() };
     if !fix {
         opts.fix = None;
     }
@@ -201,6 +207,30 @@ fn convert(
         hyper2kvm::convert(&input, &output_dir, &opts, &mut report, &worker.cancel)
     })?;
     json_to_py(py, &report)
+}
+
+/// The KubeVirt target's options from `target`, `namespace` and `datavolume_source` (`None`
+/// for the libvirt target).
+fn kubevirt_options(
+    target: &str,
+    namespace: Option<String>,
+    datavolume_source: &str,
+) -> PyResult<Option<KubeVirtOptions>> {
+    match target {
+        "libvirt" => return Ok(None),
+        "kubevirt" => {}
+        other => {
+            return Err(PyValueError::new_err(format!("target {other:?}: libvirt or kubevirt")));
+        }
+    }
+    if let Some(ns) = namespace.as_deref().filter(|ns| !kubevirt::is_dns_label(ns)) {
+        return Err(PyValueError::new_err(format!(
+            "namespace {ns:?} is not a Kubernetes namespace (a DNS label)"
+        )));
+    }
+    let source =
+        datavolume_source.parse().map_err(|e: Error| PyValueError::new_err(e.to_string()))?;
+    Ok(Some(KubeVirtOptions { namespace, source }))
 }
 
 /// Reads and checks a VM or batch manifest; a dict describing it.
@@ -237,17 +267,20 @@ fn load_manifest(py: Python<'_>, path: PathBuf) -> PyResult<Py<PyAny>> {
 
 /// Runs (or with `dry_run` plans) a VM or batch manifest; a dict.
 #[pyfunction]
-#[pyo3(signature = (path, dry_run, progress))]
+#[pyo3(signature = (path, dry_run, progress, target))]
 fn run_manifest(
     py: Python<'_>,
     path: PathBuf,
     dry_run: bool,
     progress: Option<Py<PyAny>>,
+    target: &str,
 ) -> PyResult<Py<PyAny>> {
+    let mut opts = JobOptions::default();
+    opts.defaults.kubevirt = kubevirt_options(target, None, "upload")?;
     let cb = Callback::new(progress, CancelToken::new());
     let worker = cb.clone();
     let doc = run_blocking(py, &cb, move || {
-        let run = ManifestRun::load(&path, JobOptions::default(), worker.cancel.clone())?;
+        let run = ManifestRun::load(&path, opts, worker.cancel.clone())?;
         let events = |_id: &str, e: &Event| {
             if let Event::Progress { stage, item, done, total } = e {
                 worker.call(stage.name(), item, *done, *total);

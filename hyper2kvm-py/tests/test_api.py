@@ -32,6 +32,31 @@ def test_convert_reports_progress_and_outputs(tmp_path, vmdk):
     assert r.to_dict()["outputs"][0]["format"] == "qcow2"
 
 
+def test_the_kubevirt_target_writes_objects_that_validate(tmp_path, vmdk):
+    out = tmp_path / "out"
+    r = hyper2kvm.convert(vmdk, out, fix=False, target="kubevirt", namespace="vms")
+    assert r.kubevirt_yaml is not None and r.kubevirt_yaml.name == "disk.kubevirt.yaml"
+    import yaml
+
+    docs = list(yaml.safe_load_all(r.kubevirt_yaml.read_text()))
+    assert [d["kind"] for d in docs] == ["VirtualMachine", "DataVolume"]
+    assert all(d["metadata"]["namespace"] == "vms" for d in docs)
+    assert docs[1]["spec"]["source"] == {"upload": {}}
+    assert docs[1]["spec"]["storage"]["resources"]["requests"]["storage"] == "64Mi"
+    validate = Path(__file__).resolve().parents[2] / "tests" / "kubernetes" / "validate.py"
+    v = subprocess.run([sys.executable, str(validate), str(r.kubevirt_yaml)], capture_output=True)
+    assert v.returncode == 0, v.stdout.decode() + v.stderr.decode()
+    assert hyper2kvm.convert(vmdk, tmp_path / "plain", fix=False).kubevirt_yaml is None
+    for bad in ({"target": "openstack"}, {"target": "kubevirt", "namespace": "Not_A_Label"},
+                {"target": "kubevirt", "datavolume_source": "http://x"}):
+        with pytest.raises(ValueError):
+            hyper2kvm.convert(vmdk, tmp_path / "bad", fix=False, **bad)
+    assert not (tmp_path / "bad").exists(), "a refused call wrote nothing"
+    m = write_manifest(tmp_path, output={"directory": "mout"})
+    done = hyper2kvm.run_manifest(m, target="kubevirt")
+    assert done.success and (tmp_path / "mout" / "web01.kubevirt.yaml").is_file()
+
+
 def test_a_progress_callback_that_raises_stops_the_job(tmp_path, big_raw):
     out = tmp_path / "out"
 

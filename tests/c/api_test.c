@@ -1,11 +1,14 @@
 /* Exercises the C ABI of libhyper2kvm as a C program would: version; probe of a real image;
  * options → job → convert with progress callbacks; a second conversion cancelled from another
- * thread; manifests (a good one run and dry-run, a bad one refused); inspect's argument
+ * thread; the KubeVirt target (bad values refused; a conversion and a manifest run write
+ * NAME.kubevirt.yaml, which test-c.sh validates); manifests (a good one run and dry-run, a bad
+ * one refused); inspect's argument
  * checks; error codes, last-error messages and JSON for a missing file, a bad manifest and
  * NULL arguments; strerror truncation; every _free(NULL).
  * Built with -Wall -Wextra -Werror -fsanitize=address,undefined (leaks fail the run) by
  * scripts/test-c.sh, which makes the inputs.
- * Usage: api_test DIR  (DIR holds disk.vmdk, big.raw, good.json, bad.json and out/) */
+ * Usage: api_test DIR  (DIR holds disk.vmdk, big.raw, good.json, bad.json and out/; the
+ * KubeVirt conversion writes DIR/kv/) */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +38,16 @@ static int checks = 0;
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+/* The whole of a small text file (NULL if unreadable); free() it. */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    char *buf = calloc(1, 1 << 16);
+    if (buf) buf[fread(buf, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    return buf;
 }
 
 struct progress {
@@ -73,12 +86,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
         return 2;
     }
-    char disk[4096], big[4096], good[4096], bad[4096], out[4096], path[8192];
+    char disk[4096], big[4096], good[4096], bad[4096], out[4096], kv[4096], path[8192];
     snprintf(disk, sizeof disk, "%s/disk.vmdk", argv[1]);
     snprintf(big, sizeof big, "%s/big.raw", argv[1]);
     snprintf(good, sizeof good, "%s/good.json", argv[1]);
     snprintf(bad, sizeof bad, "%s/bad.json", argv[1]);
     snprintf(out, sizeof out, "%s/out", argv[1]);
+    snprintf(kv, sizeof kv, "%s/kv", argv[1]);
 
     const char *version = hyper2kvm_version();
     CHECK(version != NULL && strlen(version) > 0, "no version");
@@ -132,6 +146,37 @@ int main(int argc, char **argv) {
     hyper2kvm_string_free(json);
     hyper2kvm_job_free(job);
 
+    /* the KubeVirt target: bad values refused, then NAME.kubevirt.yaml beside the disk */
+    CHECK(hyper2kvm_options_set_target(opts, "openstack") == HYPER2KVM_RESULT_INVALID_INPUT, "target");
+    CHECK(hyper2kvm_options_set_namespace(opts, "Not_A_Label") == HYPER2KVM_RESULT_INVALID_INPUT,
+          "namespace");
+    CHECK(hyper2kvm_options_set_datavolume_source(opts, "http://x") == HYPER2KVM_RESULT_INVALID_INPUT,
+          "source");
+    CHECK(hyper2kvm_options_set_datavolume_source(opts, NULL) == HYPER2KVM_RESULT_NULL_ARGUMENT,
+          "source NULL");
+    CHECK(hyper2kvm_options_set_target(opts, "kubevirt") == HYPER2KVM_RESULT_OK, "kubevirt");
+    CHECK(hyper2kvm_options_set_namespace(opts, "vms") == HYPER2KVM_RESULT_OK, "vms");
+    CHECK(hyper2kvm_options_set_datavolume_source(opts, "pvc:imports") == HYPER2KVM_RESULT_OK, "pvc");
+    CHECK(hyper2kvm_options_set_output_dir(opts, kv) == HYPER2KVM_RESULT_OK, "kv dir");
+    hyper2kvm_job *kjob = NULL;
+    CHECK(hyper2kvm_job_new(opts, &kjob) == HYPER2KVM_RESULT_OK, "job_new kubevirt");
+    json = NULL;
+    r = hyper2kvm_convert(kjob, disk, &json);
+    CHECK(r == HYPER2KVM_RESULT_OK && json && strstr(json, "disk.kubevirt.yaml"), "kubevirt: %s",
+          S(json));
+    hyper2kvm_string_free(json);
+    hyper2kvm_job_free(kjob);
+    snprintf(path, sizeof path, "%s/disk.kubevirt.yaml", kv);
+    char *yaml = slurp(path);
+    CHECK(yaml && strstr(yaml, "kind: VirtualMachine") && strstr(yaml, "kind: DataVolume") &&
+              strstr(yaml, "namespace: vms") && strstr(yaml, "namespace: imports"),
+          "%s: %s", path, S(yaml));
+    free(yaml);
+    /* back to the defaults for what follows */
+    CHECK(hyper2kvm_options_set_target(opts, "libvirt") == HYPER2KVM_RESULT_OK, "libvirt");
+    CHECK(hyper2kvm_options_set_namespace(opts, NULL) == HYPER2KVM_RESULT_OK, "no namespace");
+    hyper2kvm_options_set_output_dir(opts, out);
+
     /* a second conversion, cancelled from this thread while another runs it */
     struct progress prog2 = {0};
     hyper2kvm_options_set_progress(opts, on_progress, &prog2);
@@ -158,6 +203,7 @@ int main(int argc, char **argv) {
     /* manifests */
     hyper2kvm_options *mopts = NULL;
     hyper2kvm_options_new(&mopts);
+    hyper2kvm_options_set_target(mopts, "kubevirt");
     hyper2kvm_job *mjob = NULL;
     hyper2kvm_job_new(mopts, &mjob);
     json = NULL;
@@ -174,7 +220,9 @@ int main(int argc, char **argv) {
     hyper2kvm_job_new(mopts, &dry);
     json = NULL;
     r = hyper2kvm_run_manifest(dry, good, &json);
-    CHECK(r == HYPER2KVM_RESULT_OK && json && strstr(json, "\"dry_run\":true"), "dry run: %s", S(json));
+    CHECK(r == HYPER2KVM_RESULT_OK && json && strstr(json, "\"dry_run\":true") &&
+              strstr(json, "web01.kubevirt.yaml"),
+          "dry run: %s", S(json));
     snprintf(path, sizeof path, "%s/manifest-out/web01.qcow2", argv[1]);
     CHECK(!exists(path), "a dry run wrote %s", path);
     hyper2kvm_string_free(json);
@@ -182,6 +230,8 @@ int main(int argc, char **argv) {
     r = hyper2kvm_run_manifest(mjob, good, &json);
     CHECK(r == HYPER2KVM_RESULT_OK && json && strstr(json, "\"success\":true"), "run: %s", S(json));
     CHECK(exists(path), "%s missing after the run", path);
+    snprintf(path, sizeof path, "%s/manifest-out/web01.kubevirt.yaml", argv[1]);
+    CHECK(exists(path), "%s missing after the run with the kubevirt target", path);
     hyper2kvm_string_free(json);
 
     /* NULL arguments and bad strings */

@@ -73,24 +73,48 @@ def convert(
     compress: Optional[int] = None,
     fix: bool = True,
     progress: Optional[Progress] = None,
+    target: str = "libvirt",
+    namespace: Optional[str] = None,
+    datavolume_source: str = "upload",
 ) -> ConvertResult:
     """Converts a disk image, OVA, OVF or VMX into ``output_dir`` as ``format`` (``qcow2`` or
     ``raw``), compressed at level ``compress`` (1-9, qcow2 only), inspecting and fixing the
-    guest unless ``fix`` is false, with the libvirt domain written beside the disks."""
+    guest unless ``fix`` is false, with the libvirt domain written beside the disks.
+
+    With ``target="kubevirt"`` it also writes ``NAME.kubevirt.yaml`` (a KubeVirt
+    ``VirtualMachine`` and one CDI ``DataVolume`` per disk; :attr:`ConvertResult.kubevirt_yaml`)
+    in ``namespace`` (none: kubectl's), the DataVolumes filled by ``datavolume_source``:
+    ``"upload"`` or ``"pvc:NAMESPACE"``. Bad values raise ``ValueError``."""
     if compress is not None and not 1 <= compress <= 9:
         raise ValueError(f"compress must be 1-9 or None, not {compress!r}")
     return ConvertResult(
-        _hyper2kvm.convert(input, output_dir, format, compress, fix, progress)
+        _hyper2kvm.convert(
+            input,
+            output_dir,
+            format,
+            compress,
+            fix,
+            progress,
+            target,
+            namespace,
+            datavolume_source,
+        )
     )
 
 
 def run_manifest(
-    path: PathArg, *, dry_run: bool = False, progress: Optional[Progress] = None
+    path: PathArg,
+    *,
+    dry_run: bool = False,
+    progress: Optional[Progress] = None,
+    target: str = "libvirt",
 ) -> Union[ManifestResult, ManifestPlan]:
     """Runs an Artifact Manifest v1.0 or a batch manifest through the pipeline (verify,
     inspect, fix, convert, validate, output), as ``hyper2kvm MANIFEST`` does. With
-    ``dry_run`` it checks and plans only (a :class:`ManifestPlan`) and writes nothing."""
-    doc = _hyper2kvm.run_manifest(path, dry_run, progress)
+    ``dry_run`` it checks and plans only (a :class:`ManifestPlan`) and writes nothing.
+    ``target`` (``libvirt`` or ``kubevirt``) applies to manifests without ``output.target``,
+    as ``hyper2kvm run --target``."""
+    doc = _hyper2kvm.run_manifest(path, dry_run, progress, target)
     return ManifestPlan(doc) if dry_run else ManifestResult(doc)
 
 

@@ -25,9 +25,15 @@ def convert(
     compress: Optional[int],
     fix: bool,
     progress: Optional[Callable[[str, str, int, int], object]],
+    target: str,
+    namespace: Optional[str],
+    datavolume_source: str,
 ) -> Dict[str, Any]: ...
 def load_manifest(path: _Path) -> Dict[str, Any]: ...
 def error_classes() -> List[Tuple[str, str, int]]: ...
 def run_manifest(
-    path: _Path, dry_run: bool, progress: Optional[Callable[[str, str, int, int], object]]
+    path: _Path,
+    dry_run: bool,
+    progress: Optional[Callable[[str, str, int, int], object]],
+    target: str,
 ) -> Dict[str, Any]: ...

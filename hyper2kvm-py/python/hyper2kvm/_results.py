@@ -108,6 +108,13 @@ class ConvertResult(Result):
         return None if d is None else Path(d["xml"])
 
     @property
+    def kubevirt_yaml(self) -> Optional[Path]:
+        """The KubeVirt objects written beside the disks (``target="kubevirt"``)."""
+        d = self._data.get("domain")
+        k = None if d is None else d.get("kubevirt")
+        return None if k is None else Path(k)
+
+    @property
     def changes(self) -> List[Dict[str, Any]]:
         """Every change made inside the guest."""
         return list(self._data["changes"])
