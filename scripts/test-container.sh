@@ -10,7 +10,10 @@
 #     /dev/kvm: TCG) and converts the built-in sample (scripts/sample.sh) read from a
 #     read-only volume into a writable one;
 #  4. outside the container: qemu-img check, virt-xml-validate, and a bounded TCG boot of the
-#     output on virtio until the guest prints its marker.
+#     output on virtio until the guest prints its marker;
+#  5. a Windows stand-in (Server 2019 as a VMware export) converted inside with the virtio-win
+#     ISO the image was built with, its drivers, agent and first-boot script read back;
+#  6. the Deployment's daemon converting a queued manifest to a KubeVirt VM.
 # podman on this machine (cgroups v1/hybrid, no CAP_SYS_RESOURCE) needs runc, the cgroupfs
 # manager and no default ulimits: set here through CONTAINERS_CONF, not in /etc.
 set -euo pipefail
@@ -38,10 +41,21 @@ if [[ ! -f $base ]]; then
 fi
 $PODMAN import -q "$base" localhost/hyper2kvm-base:bookworm > /dev/null
 
+# The Windows input and the virtio-win ISO the image is built with: the Server 2019 stand-in as
+# a streamOptimized VMDK and a virtio-win ISO, made by the Rust test support
+# (tests/support/windows.rs; the stand-in is cached in /var/tmp like every test guest).
+echo "== the Windows input and the virtio-win ISO"
+win=$PWD/target/container/win
+rm -rf "$win" && mkdir -p "$win/out" && chown 10001:10001 "$win/out"
+H2K_EXPORT_DIR=$win cargo nextest run --release -p hyper2kvm-daemon --test windows_guest \
+  --run-ignored only -E 'test(=export_a_windows_guest_and_a_virtio_win_iso_for_the_container_test)' \
+  > target/container/export.log 2>&1 || { tail -20 target/container/export.log; fail "making the Windows input"; }
+
 echo "== building the image (packaging/container/build.sh)"
 tag=localhost/hyper2kvm:test
 PODMAN=$PODMAN BUILD_FLAGS="--network host" \
   packaging/container/build.sh --base localhost/hyper2kvm-base:bookworm --tag "$tag" \
+  --virtio-win "$win/virtio-win.iso" \
   > target/container/build.log 2>&1 || { tail -30 target/container/build.log; fail "image build"; }
 
 user=$($PODMAN image inspect "$tag" --format '{{.Config.User}}')
@@ -70,6 +84,32 @@ echo "== validating outside: qemu-img check, virt-xml-validate, a bounded boot (
 qemu-img check -q "$work/out/web01.qcow2"
 virt-xml-validate "$work/out/web01.xml" domain > /dev/null
 bench/boot.sh "$work/out/web01.qcow2" qcow2 "$work/in/mac" 300 || fail "the output did not boot"
+
+echo "== a Windows guest with the image's virtio-win (the ISO build.sh --virtio-win put in)"
+# No VIRTIO_WIN and no --virtio-win: the image's /usr/share/virtio-win/virtio-win.iso must be
+# found, read as uid 10001 and used.
+$PODMAN run --rm --read-only --tmpfs /tmp:rw,size=2g --cap-drop ALL \
+  --security-opt no-new-privileges --network none \
+  -v "$win:/in:ro" -v "$win/out:/out" \
+  "$tag" convert /in/win2019-disk1.vmdk -o /out --json > "$work/win.json" 2> "$work/win.err" ||
+  { tail -20 "$work/win.err"; fail "converting the Windows guest inside the container"; }
+grep -q '"success": *true\|"changes"' "$work/win.json" || fail "no report from the Windows conversion"
+# On the host: libguestfs under TCG (this machine's /dev/kvm cannot run Linux) and bounded.
+LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg timeout 600 \
+  guestfish --ro -a "$win/out/win2019-disk1.qcow2" -m /dev/sda1 > "$work/win.back" 2>&1 <<'GF' ||
+cat /Windows/System32/drivers/viostor.sys
+echo ==virtio
+ls /Windows/Drivers/VirtIO
+echo ==hyper2kvm
+ls /hyper2kvm
+GF
+  { cat "$work/win.back"; fail "reading the converted Windows disk back"; }
+grep -qx 'viostor 2k19 amd64 sys' "$work/win.back" || { cat "$work/win.back"; fail "no viostor.sys from the image's ISO"; }
+for f in netkvm.inf netkvm.sys balloon.sys vioserial.sys qemu-ga-x86_64.msi firstboot.cmd; do
+  grep -qx "$f" "$work/win.back" || { cat "$work/win.back"; fail "$f missing in the converted guest"; }
+done
+grep -q "<model type=['\"]virtio['\"]" "$win/out/win2019-disk1.xml" || fail "the Windows domain has no virtio devices"
+virt-xml-validate "$win/out/win2019-disk1.xml" domain > /dev/null
 
 echo "== the Deployment's daemon (packaging/kubernetes: its args, its ConfigMap) in the image"
 # The pod as deployment.yaml makes it: the same args, the ConfigMap's file at /etc/hyper2kvm,

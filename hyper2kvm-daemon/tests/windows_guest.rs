@@ -758,3 +758,30 @@ fn a_dry_run_plans_the_windows_drivers_or_says_it_would_refuse() {
     assert!(plan.contains("would be refused: virtio-win at"), "{plan}");
     assert!(plan.contains("has no viostor driver for w10 (amd64)"), "{plan}");
 }
+
+/// Not a check of its own: `scripts/test-container.sh` runs it (`--run-ignored only`) with
+/// `H2K_EXPORT_DIR` set to get a Windows input for the image it builds with virtio-win — the
+/// Server 2019 stand-in as a VMware export carries it (a streamOptimized VMDK) and the
+/// virtio-win ISO made from the full 2k19 tree with the guest agent — and then checks, on the
+/// disk converted inside the container, what the Server 2019 test above checks here.
+#[test]
+#[ignore = "an input maker for scripts/test-container.sh"]
+fn export_a_windows_guest_and_a_virtio_win_iso_for_the_container_test() {
+    let dir = PathBuf::from(std::env::var_os("H2K_EXPORT_DIR").expect("set H2K_EXPORT_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tree = dir.join("virtio-win-tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    support::windows::virtio_win_tree_with(&tree, &full_tree("2k19"), true);
+    support::windows::virtio_win_iso(&tree, &dir.join("virtio-win.iso"));
+    std::fs::remove_dir_all(&tree).unwrap();
+    let vmdk = dir.join("win2019-disk1.vmdk");
+    let o = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized"])
+        .arg(standin(Release::Server2019))
+        .arg(&vmdk)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "qemu-img: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::metadata(dir.join("virtio-win.iso")).unwrap().len() > 0);
+    assert!(std::fs::metadata(&vmdk).unwrap().len() > 0);
+}
