@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use engine::TargetFormat;
-use engine::kubevirt::{DataVolumeSource, KubeVirtOptions, is_dns_label};
+use engine::kubevirt::{DataVolumeSource, KubeVirtOptions, check_namespace};
 
 use crate::result::hyper2kvm_result;
 use crate::{guard, str_arg, with_mut};
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn hyper2kvm_options_set_namespace(
         } else {
             // SAFETY: per the contract.
             match unsafe { str_arg(namespace) } {
-                Ok(ns) if is_dns_label(ns) => Some(ns.to_string()),
+                Ok(ns) if check_namespace(ns).is_ok() => Some(ns.to_string()),
                 Ok(_) => return hyper2kvm_result::InvalidInput,
                 Err(c) => return c,
             }

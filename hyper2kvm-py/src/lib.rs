@@ -223,10 +223,8 @@ fn kubevirt_options(
             return Err(PyValueError::new_err(format!("target {other:?}: libvirt or kubevirt")));
         }
     }
-    if let Some(ns) = namespace.as_deref().filter(|ns| !kubevirt::is_dns_label(ns)) {
-        return Err(PyValueError::new_err(format!(
-            "namespace {ns:?} is not a Kubernetes namespace (a DNS label)"
-        )));
+    if let Some(Err(e)) = namespace.as_deref().map(kubevirt::check_namespace) {
+        return Err(PyValueError::new_err(format!("namespace {}", e.message())));
     }
     let source =
         datavolume_source.parse().map_err(|e: Error| PyValueError::new_err(e.to_string()))?;

@@ -39,10 +39,10 @@ pub fn kubevirt_options(a: &DomainArgs) -> Result<Option<KubeVirtOptions>> {
     if a.target != "kubevirt" {
         return Ok(None);
     }
-    if let Some(ns) = a.namespace.as_ref().filter(|ns| !hyper2kvm::kubevirt::is_dns_label(ns)) {
+    if let Some(Err(e)) = a.namespace.as_deref().map(hyper2kvm::kubevirt::check_namespace) {
         return Err(hyper2kvm::Error::new(
             hyper2kvm::ErrorKind::InvalidInput,
-            format!("--namespace {ns:?} is not a Kubernetes namespace (a DNS label)"),
+            format!("--namespace {}", e.message()),
         ));
     }
     Ok(Some(KubeVirtOptions {

@@ -338,11 +338,8 @@ fn kubevirt_target(v: &Values<'_>) -> Result<Option<KubeVirtOptions>, ConfigErro
         }
     }
     let namespace = Some(v.get("KUBEVIRT_NAMESPACE").to_string()).filter(|s| !s.is_empty());
-    if let Some(ns) = &namespace
-        && !hyper2kvm::kubevirt::is_dns_label(ns)
-    {
-        let why = format!("{ns:?} is not a Kubernetes namespace (a DNS label)");
-        return Err(v.error("KUBEVIRT_NAMESPACE", why));
+    if let Some(Err(e)) = namespace.as_deref().map(hyper2kvm::kubevirt::check_namespace) {
+        return Err(v.error("KUBEVIRT_NAMESPACE", e.message().to_string()));
     }
     let source = v.get("KUBEVIRT_DATAVOLUME_SOURCE").parse().map_err(|e: hyper2kvm::Error| {
         v.error("KUBEVIRT_DATAVOLUME_SOURCE", e.message().to_string())
@@ -671,6 +668,10 @@ mod tests {
             ("OUTPUT_DIR=/a b\n", "must be quoted"),
             ("just words\n", "is not KEY=VALUE"),
             ("ALLOWED_INPUT_DIRS=rel/dir\n", "is not an absolute path"),
+            (
+                "OUTPUT_TARGET=kubevirt\nKUBEVIRT_NAMESPACE=Vms\n",
+                ":2: KUBEVIRT_NAMESPACE: \"Vms\" is not a Kubernetes namespace (a DNS label)",
+            ),
         ];
         for (text, want) in cases {
             std::fs::write(&f, text).unwrap();

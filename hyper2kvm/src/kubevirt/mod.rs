@@ -58,6 +58,19 @@ impl std::str::FromStr for DataVolumeSource {
     }
 }
 
+/// `ns` as a Kubernetes namespace: an `InvalidInput` error (`"NS" is not a Kubernetes
+/// namespace (a DNS label)`, for the caller to prefix with where it came from) unless it is a
+/// DNS label.
+pub fn check_namespace(ns: &str) -> Result<()> {
+    if names::is_dns_label(ns) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::InvalidInput,
+        format!("{ns:?} is not a Kubernetes namespace (a DNS label)"),
+    ))
+}
+
 /// How the KubeVirt definition is written.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KubeVirtOptions {

@@ -385,12 +385,9 @@ fn rest(f: &mut Findings, top: &Map<String, Value>) {
         f.one_of(o, "output", "format", &["qcow2", "raw"], false);
         f.one_of(o, "output", "target", &["libvirt", "kubevirt"], false);
         if let Some(ns) = f.string(o, "output", "namespace", false)
-            && !crate::kubevirt::is_dns_label(ns)
+            && let Err(e) = crate::kubevirt::check_namespace(ns)
         {
-            f.bad(
-                "output.namespace",
-                format!("{ns:?} is not a Kubernetes namespace (a DNS label)"),
-            );
+            f.bad("output.namespace", e.message().to_string());
         }
         if let Some(src) = f.string(o, "output", "datavolume_source", false)
             && let Err(e) = src.parse::<crate::kubevirt::DataVolumeSource>()
